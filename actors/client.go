@@ -1,0 +1,245 @@
+// Package actors is fanflow's runtime: one protoactor-go actor per order,
+// owning one child actor per job, each a thin shell that feeds events to the
+// order's pure state machine (package order) and carries out its effects.
+// Client is the typed entry point the HTTP API calls.
+package actors
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/fanflow/fanflow/order"
+	"github.com/fanflow/fanflow/persistence"
+	"github.com/google/uuid"
+)
+
+// Observer is told what the actors do, for metrics. Implementations are safe
+// for concurrent use. Nil means no observer.
+type Observer interface {
+	OrderFinished(s order.Status)
+	SnapshotStored()
+	CalloutDone(accepted bool)
+}
+
+// runtime is what every actor of one Client shares. Read-only after New.
+type runtime struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics observer
+	types   map[string]order.JobSpec
+}
+
+type observer struct{ o Observer }
+
+func (o observer) finished(s order.Status) {
+	if o.o != nil {
+		o.o.OrderFinished(s)
+	}
+}
+
+func (o observer) persisted() {
+	if o.o != nil {
+		o.o.SnapshotStored()
+	}
+}
+
+func (o observer) callout(ok bool) {
+	if o.o != nil {
+		o.o.CalloutDone(ok)
+	}
+}
+
+// Client submits orders and delivers callbacks to their actors. It is safe
+// for concurrent use; Close stops its actor system.
+type Client struct {
+	rt     *runtime
+	system *actor.ActorSystem
+}
+
+// SubmitRequest is a new order.
+type SubmitRequest struct {
+	// Parameters is a JSON object, opaque to fanflow.
+	Parameters json.RawMessage
+	// Jobs are job type names; nil means every configured type.
+	Jobs []string
+	// Deadline counts from creation; zero means the configured default.
+	Deadline time.Duration
+}
+
+// CallbackRequest is a job service's callback.
+type CallbackRequest struct {
+	OrderID string
+	JobID   string
+	// Token is the callbackToken from the body or the X-Callback-Token header.
+	Token  string
+	Failed bool
+	Result json.RawMessage
+	Error  json.RawMessage
+}
+
+// New starts an actor system for cfg. obs may be nil.
+func New(cfg Config, obs Observer) (*Client, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	types := make(map[string]order.JobSpec, len(cfg.Jobs))
+	for _, j := range cfg.Jobs {
+		types[j.Type] = j
+	}
+	log := cfg.Logger
+	system := actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log.With("lib", "protoactor") }),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	return &Client{rt: &runtime{cfg: cfg, log: log, metrics: observer{obs}, types: types}, system: system}, nil
+}
+
+// Close stops every actor. Snapshots already handed to the Saver are the
+// Saver's to flush.
+func (c *Client) Close() {
+	c.system.Shutdown()
+}
+
+// NewID returns a new time-ordered id: a UUIDv7 in hex without dashes.
+func NewID() string {
+	u := uuid.Must(uuid.NewV7())
+	return hex.EncodeToString(u[:])
+}
+
+// Submit creates an order and returns its first snapshot's JSON once that
+// snapshot is durable. Its callouts start right after.
+func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]byte, error) {
+	ev, err := c.created(req)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := c.system.Root.SpawnNamed(newOrderProps(c.rt, ev.OrderID, &boot{fresh: true}), ev.OrderID)
+	if err != nil {
+		return nil, fmt.Errorf("order %s: spawn: %w", ev.OrderID, err)
+	}
+	res, err := c.request(ctx, pid, createOrder{ev: ev})
+	if err != nil {
+		return nil, fmt.Errorf("order %s: create: %w", ev.OrderID, err)
+	}
+	r := res.(created)
+	return r.data, r.err
+}
+
+// created validates a SubmitRequest and turns it into the Created event.
+func (c *Client) created(req SubmitRequest) (order.Created, error) {
+	names := req.Jobs
+	if names == nil {
+		names = make([]string, len(c.rt.cfg.Jobs))
+		for i, j := range c.rt.cfg.Jobs {
+			names[i] = j.Type
+		}
+	}
+	if len(names) == 0 {
+		return order.Created{}, &FieldError{Field: "jobs", Msg: "must name at least one job type"}
+	}
+	if req.Deadline < 0 {
+		return order.Created{}, &FieldError{Field: "deadlineMs", Msg: "must be a positive number of milliseconds"}
+	}
+	jobs := make([]order.NewJob, len(names))
+	seen := make(map[string]bool, len(names))
+	for i, n := range names {
+		spec, ok := c.rt.types[n]
+		if !ok {
+			return order.Created{}, &FieldError{Field: fmt.Sprintf("jobs[%d]", i), Msg: fmt.Sprintf("unknown job type %q", n)}
+		}
+		if seen[n] {
+			return order.Created{}, &FieldError{Field: fmt.Sprintf("jobs[%d]", i), Msg: fmt.Sprintf("job type %q is listed twice", n)}
+		}
+		seen[n] = true
+		jobs[i] = order.NewJob{JobID: NewID(), Spec: spec}
+	}
+	deadline := req.Deadline
+	if deadline == 0 {
+		deadline = c.rt.cfg.DefaultDeadline
+	}
+	now := c.rt.cfg.Now()
+	return order.Created{At: now, OrderID: NewID(), Parameters: req.Parameters, Jobs: jobs, Deadline: now.Add(deadline)}, nil
+}
+
+// Callback delivers a job service's callback to its order, activating the
+// order from the store if it is not in memory, and returns the outcome once
+// the change it made is durable.
+func (c *Client) Callback(ctx context.Context, req CallbackRequest) (order.Outcome, error) {
+	if t := c.rt.cfg.Tokens; t != nil && !t.Valid(req.OrderID, req.JobID, req.Token) {
+		return order.Outcome{}, fmt.Errorf("order %s job %s: %w", req.OrderID, req.JobID, ErrUnauthorized)
+	}
+	msg := callback{ev: order.CallbackReceived{JobID: req.JobID, Failed: req.Failed, Result: req.Result, Error: req.Error}}
+	// An actor may stop between the look-up and the request (a finished order
+	// leaving memory): then it is activated again.
+	for range 3 {
+		res, err := c.request(ctx, c.find(req.OrderID), msg)
+		if errors.Is(err, actor.ErrDeadLetter) {
+			continue
+		}
+		if err != nil {
+			return order.Outcome{}, fmt.Errorf("order %s: callback: %w", req.OrderID, err)
+		}
+		r := res.(callbackDone)
+		return r.out, r.err
+	}
+	return order.Outcome{}, fmt.Errorf("order %s: callback: %w: order actor kept stopping", req.OrderID, ErrUnavailable)
+}
+
+// find returns the PID of an order's actor, spawning one that loads the
+// order from the store if none is in memory.
+func (c *Client) find(id string) *actor.PID {
+	if _, ok := c.system.ProcessRegistry.GetLocal(id); ok {
+		return c.system.NewLocalPID(id)
+	}
+	pid, err := c.system.Root.SpawnNamed(newOrderProps(c.rt, id, &boot{}), id)
+	if err != nil && !errors.Is(err, actor.ErrNameExists) {
+		return c.system.NewLocalPID(id)
+	}
+	return pid
+}
+
+// Get returns the stored snapshot of an order.
+func (c *Client) Get(ctx context.Context, id string) ([]byte, error) {
+	rec, err := c.rt.cfg.Loader.Load(ctx, id)
+	if err != nil {
+		if errors.Is(err, persistence.ErrNotFound) {
+			return nil, fmt.Errorf("order %s: %w", id, ErrNotFound)
+		}
+		return nil, fmt.Errorf("order %s: %w: %w", id, ErrUnavailable, err)
+	}
+	return rec.Data, nil
+}
+
+// request sends msg to pid and waits for the answer, bounded by the
+// configured request timeout and ctx.
+func (c *Client) request(ctx context.Context, pid *actor.PID, msg any) (any, error) {
+	if c.system.IsStopped() {
+		return nil, ErrClosed
+	}
+	timeout := c.rt.cfg.RequestTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	res, err := c.system.Root.RequestFuture(pid, msg, timeout).Result()
+	switch {
+	case errors.Is(err, actor.ErrTimeout):
+		return nil, fmt.Errorf("%w: no answer within %s", ErrUnavailable, timeout)
+	case err != nil:
+		return nil, err
+	}
+	return res, nil
+}
+
+// Activate brings an order into memory from the store, if it is not there
+// already: a running order re-arms its deadline and calls out again every job
+// whose callout was never acknowledged. Recovery calls it for every running order.
+func (c *Client) Activate(orderID string) {
+	c.find(orderID)
+}

@@ -1,0 +1,81 @@
+package actors
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/fanflow/fanflow/order"
+)
+
+// jobActor performs the callouts of one job for its parent order actor. A
+// callout runs on its own goroutine and reports back as a message, so neither
+// this actor nor its parent ever blocks on the network. Retries are decided by
+// the order's machine (RetryCallOut); this actor only waits for their time,
+// with jitter.
+type jobActor struct {
+	rt      *runtime
+	orderID string
+	job     order.JobRef
+	timer   *time.Timer
+	cancel  context.CancelFunc
+}
+
+func newJobProps(rt *runtime, orderID string, j order.JobRef) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &jobActor{rt: rt, orderID: orderID, job: j}
+	})
+}
+
+// Receive implements actor.Actor.
+func (j *jobActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case callOut:
+		if j.timer != nil {
+			j.timer.Stop()
+			j.timer = nil
+		}
+		if wait := msg.at.Sub(j.rt.cfg.Now()); !msg.at.IsZero() && wait > 0 {
+			self, root := ctx.Self(), ctx.ActorSystem().Root
+			now := callOut{attempt: msg.attempt}
+			j.timer = time.AfterFunc(jitter(wait), func() { root.Send(self, now) })
+			return
+		}
+		j.call(ctx, msg.attempt)
+	case calloutDone:
+		ctx.Send(ctx.Parent(), msg)
+	case *actor.Stopping:
+		if j.timer != nil {
+			j.timer.Stop()
+		}
+		if j.cancel != nil {
+			j.cancel()
+		}
+	}
+}
+
+func (j *jobActor) call(ctx actor.Context, attempt int) {
+	c := Callout{OrderID: j.orderID, JobID: j.job.JobID, Endpoint: j.job.Endpoint, Timeout: j.job.Timeout, Attempt: attempt}
+	if j.rt.cfg.Tokens != nil {
+		c.Token = j.rt.cfg.Tokens.Token(j.orderID, j.job.JobID)
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), j.rt.cfg.CalloutTimeout)
+	j.cancel = cancel
+	self, root, caller, m := ctx.Self(), ctx.ActorSystem().Root, j.rt.cfg.Caller, j.rt.metrics
+	go func() {
+		defer cancel()
+		retryable, err := caller.Call(cctx, c)
+		m.callout(err == nil)
+		root.Send(self, calloutDone{jobID: c.JobID, attempt: attempt, err: err, retryable: retryable})
+	}()
+}
+
+// jitter spreads a retry delay over [d/2, d), so that retries of many jobs
+// that failed together do not arrive together.
+func jitter(d time.Duration) time.Duration {
+	if d < 2 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}

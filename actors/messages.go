@@ -1,0 +1,73 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/fanflow/fanflow/order"
+	"github.com/fanflow/fanflow/persistence"
+)
+
+// Messages between the Client, the order actors and their job actors. All
+// are local (never serialized), so they carry Go values, errors included.
+
+// createOrder asks a fresh order actor to step Created.
+type createOrder struct{ ev order.Created }
+
+// callback asks an order actor to step CallbackReceived.
+type callback struct{ ev order.CallbackReceived }
+
+// created answers createOrder once the first snapshot is durable.
+type created struct {
+	data []byte
+	err  error
+}
+
+// callbackDone answers callback once its state change is durable.
+type callbackDone struct {
+	out order.Outcome
+	err error
+}
+
+// loaded carries the result of an order actor's load from the store.
+type loaded struct {
+	rec persistence.Record
+	err error
+}
+
+// persisted reports that the snapshot of version was written (err nil) or not.
+type persisted struct {
+	version uint64
+	err     error
+}
+
+// deadlineFired is sent by an order's timer.
+type deadlineFired struct{ deadline time.Time }
+
+// retryEvent re-delivers an internal event whose snapshot could not be stored.
+type retryEvent struct{ ev order.Event }
+
+// callOut asks a job actor to call its service, at at (zero: now).
+type callOut struct {
+	attempt int
+	at      time.Time
+}
+
+// calloutDone is the result of one callout attempt, sent by the goroutine
+// that performed it to its job actor, which forwards it to the order actor.
+type calloutDone struct {
+	jobID     string
+	attempt   int
+	err       error
+	retryable bool
+}
+
+// Messages that may reach a stopped actor are not worth a dead-letter log line.
+func (persisted) IgnoreDeadLetterLogging()     {}
+func (deadlineFired) IgnoreDeadLetterLogging() {}
+func (retryEvent) IgnoreDeadLetterLogging()    {}
+func (callOut) IgnoreDeadLetterLogging()       {}
+func (calloutDone) IgnoreDeadLetterLogging()   {}
+func (loaded) IgnoreDeadLetterLogging()        {}
+
+var _ actor.IgnoreDeadLetterLogging = persisted{}

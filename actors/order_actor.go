@@ -1,0 +1,377 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/fanflow/fanflow/order"
+	"github.com/fanflow/fanflow/persistence"
+)
+
+// internalRetry is how long an order waits before stepping again an internal
+// event (a callout result, a deadline) whose snapshot could not be stored.
+const internalRetry = time.Second
+
+// boot survives restarts of one order actor by its supervisor: a fresh actor
+// waits for its createOrder; once a snapshot is stored, a restarted one loads.
+type boot struct{ fresh bool }
+
+// stashed is a message that arrived while the actor waited for I/O.
+type stashed struct {
+	msg    any
+	sender *actor.PID
+}
+
+// orderActor is the shell around one order.Machine: it is the only goroutine
+// that touches the machine, and it carries out the machine's effects under
+// the contract of package order. It never blocks on I/O: loads and snapshot
+// writes report back as messages, and while one is in flight the messages
+// that would step the machine are stashed, so memory never runs ahead of
+// the store by more than the one snapshot being written.
+type orderActor struct {
+	rt   *runtime
+	id   string
+	boot *boot
+
+	m       *order.Machine
+	durable []byte // JSON of the last snapshot known stored; nil before the first
+
+	busy  bool // a load or a snapshot write is in flight
+	stash []stashed
+
+	// The step whose snapshot is in flight: what remains to do once it is durable.
+	inflight []byte
+	after    []order.Effect
+	sender   *actor.PID
+	event    order.Event
+
+	children map[string]*actor.PID
+	timer    *time.Timer
+}
+
+func newOrderProps(rt *runtime, id string, b *boot) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &orderActor{rt: rt, id: id, boot: b}
+	})
+}
+
+// Receive implements actor.Actor.
+func (a *orderActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		if a.boot.fresh {
+			// A fresh order that never gets its createOrder goes away.
+			ctx.SetReceiveTimeout(a.rt.cfg.RequestTimeout)
+			return
+		}
+		a.load(ctx)
+	case *actor.Stopping:
+		if a.timer != nil {
+			a.timer.Stop()
+		}
+	case *actor.ReceiveTimeout:
+		if !a.busy && (a.m == nil || a.m.Status().Terminal()) {
+			ctx.Stop(ctx.Self())
+		}
+	case loaded:
+		a.onLoaded(ctx, msg)
+		a.drain(ctx)
+	case persisted:
+		a.onPersisted(ctx, msg)
+		a.drain(ctx)
+	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
+	default:
+		if a.busy {
+			a.stash = append(a.stash, stashed{msg: msg, sender: ctx.Sender()})
+			return
+		}
+		a.handle(ctx, msg, ctx.Sender())
+		a.drain(ctx)
+	}
+}
+
+// drain handles stashed messages until one starts I/O or none is left.
+func (a *orderActor) drain(ctx actor.Context) {
+	for !a.busy && len(a.stash) > 0 {
+		s := a.stash[0]
+		a.stash[0] = stashed{}
+		a.stash = a.stash[1:]
+		a.handle(ctx, s.msg, s.sender)
+	}
+	if !a.busy && a.m != nil && a.m.Status().Terminal() {
+		ctx.SetReceiveTimeout(a.rt.cfg.FinishedIdle)
+	}
+}
+
+func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
+	now := a.rt.cfg.Now()
+	switch msg := msg.(type) {
+	case createOrder:
+		if a.m != nil {
+			ctx.Send(sender, created{err: fmt.Errorf("order %s: %w: already created", a.id, ErrInvalid)})
+			return
+		}
+		ctx.CancelReceiveTimeout()
+		a.m = order.New(a.rt.cfg.Policy)
+		a.step(ctx, msg.ev, sender)
+	case callback:
+		if a.m == nil {
+			ctx.Send(sender, callbackDone{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
+			return
+		}
+		msg.ev.At = now
+		a.step(ctx, msg.ev, sender)
+	case calloutDone:
+		if a.m == nil {
+			return
+		}
+		if msg.err == nil {
+			a.step(ctx, order.CalloutAccepted{At: now, JobID: msg.jobID, Attempt: msg.attempt}, nil)
+			return
+		}
+		a.step(ctx, order.CalloutFailed{At: now, JobID: msg.jobID, Attempt: msg.attempt, Retryable: msg.retryable, Err: msg.err.Error()}, nil)
+	case deadlineFired:
+		if a.m != nil {
+			a.step(ctx, order.DeadlinePassed{At: later(now, msg.deadline)}, nil)
+		}
+	case retryEvent:
+		if a.m != nil {
+			a.step(ctx, restamp(msg.ev, now), nil)
+		}
+	default:
+		a.rt.log.Warn("order actor: unexpected message", "orderId", a.id, "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+// step feeds one event to the machine and carries out its effects. sender,
+// when not nil, is waiting for the Reply.
+func (a *orderActor) step(ctx actor.Context, ev order.Event, sender *actor.PID) {
+	effs, err := a.m.Step(ev)
+	if err != nil {
+		a.reply(ctx, sender, ev, order.Reply{Err: err})
+		if a.durable == nil { // a create that was refused: nothing exists
+			ctx.Stop(ctx.Self())
+		}
+		return
+	}
+	a.run(ctx, effs, sender, ev)
+}
+
+// run carries out effects in order. At a Persist it hands the snapshot to
+// the saver and keeps the rest for when the write is durable.
+func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.PID, ev order.Event) {
+	for i, e := range effs {
+		switch e := e.(type) {
+		case order.Persist:
+			a.persist(ctx, e.Version, effs[i+1:], sender, ev)
+			return
+		case order.Reply:
+			a.reply(ctx, sender, ev, e)
+		case order.CallOut:
+			ctx.Send(a.child(ctx, e.Job), callOut{attempt: e.Attempt})
+		case order.RetryCallOut:
+			ctx.Send(a.child(ctx, e.Job), callOut{attempt: e.Attempt, at: e.At})
+		case order.StartTimer:
+			a.arm(ctx, e.At)
+		case order.Notify:
+			a.finished(ctx, e.Status)
+		}
+	}
+}
+
+func (a *orderActor) persist(ctx actor.Context, version uint64, rest []order.Effect, sender *actor.PID, ev order.Event) {
+	data, err := json.Marshal(a.m.View())
+	if err != nil {
+		// Only invalid raw JSON could do this, and the API validates it; treat
+		// it as a failed write so that nothing runs ahead.
+		a.onPersisted(ctx, persisted{version: version, err: fmt.Errorf("encode snapshot: %w", err)})
+		return
+	}
+	a.busy = true
+	a.inflight, a.after, a.sender, a.event = data, rest, sender, ev
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	rec := persistence.RecordOf(a.m.View(), data, a.rt.cfg.storeRetention())
+	a.rt.cfg.Saver.Enqueue(rec, func(err error) { root.Send(self, persisted{version: version, err: err}) })
+}
+
+func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
+	after, sender, ev := a.after, a.sender, a.event
+	a.busy, a.after, a.sender, a.event = false, nil, nil, nil
+	if p.err == nil {
+		a.durable, a.inflight = a.inflight, nil
+		a.boot.fresh = false
+		a.rt.metrics.persisted()
+		a.run(ctx, after, sender, ev)
+		return
+	}
+	a.inflight = nil
+	a.rt.log.Warn("snapshot not stored", "orderId", a.id, "version", p.version, "err", p.err)
+	a.reply(ctx, sender, ev, order.Reply{Err: fmt.Errorf("order %s: %w: %w", a.id, ErrUnavailable, p.err)})
+	if a.durable == nil { // the order was never stored: it does not exist
+		a.m = nil
+		ctx.Stop(ctx.Self())
+		return
+	}
+	if errors.Is(p.err, persistence.ErrStale) {
+		// Another writer got ahead of this actor: start over from the store.
+		a.m = nil
+		a.load(ctx)
+		return
+	}
+	a.rollback(ev)
+	if sender == nil && ev != nil { // an internal event: try it again later
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		time.AfterFunc(internalRetry, func() { root.Send(self, retryEvent{ev: ev}) })
+	}
+}
+
+// rollback replaces the machine by one built from the last stored snapshot.
+// If the failed step was the activation itself, the machine must be
+// activated again, so it is restored rather than resumed.
+func (a *orderActor) rollback(failed order.Event) {
+	var o order.Order
+	err := json.Unmarshal(a.durable, &o)
+	if err == nil {
+		if _, ok := failed.(order.Activated); ok {
+			a.m, err = order.Restore(o, a.rt.cfg.Policy)
+		} else {
+			a.m, err = order.Resume(o, a.rt.cfg.Policy)
+		}
+	}
+	if err != nil {
+		panic(fmt.Sprintf("order %s: own stored snapshot does not restore: %v", a.id, err))
+	}
+}
+
+func (a *orderActor) load(ctx actor.Context) {
+	a.busy = true
+	self, root, loader, timeout := ctx.Self(), ctx.ActorSystem().Root, a.rt.cfg.Loader, a.rt.cfg.RequestTimeout
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		rec, err := loader.Load(c, a.id)
+		root.Send(self, loaded{rec: rec, err: err})
+	}()
+}
+
+func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
+	a.busy = false
+	err := l.err
+	var o order.Order
+	if err == nil {
+		if err = json.Unmarshal(l.rec.Data, &o); err == nil {
+			a.m, err = order.Restore(o, a.rt.cfg.Policy)
+		}
+		if err != nil {
+			a.rt.log.Error("stored snapshot does not restore", "orderId", a.id, "err", err)
+		}
+	}
+	if err != nil {
+		// Refuse what waits and go away; the next request loads again.
+		if errors.Is(err, persistence.ErrNotFound) {
+			err = fmt.Errorf("order %s: %w", a.id, ErrNotFound)
+		} else {
+			err = fmt.Errorf("order %s: load: %w: %w", a.id, ErrUnavailable, err)
+		}
+		for _, s := range a.stash {
+			if _, ok := s.msg.(callback); ok {
+				ctx.Send(s.sender, callbackDone{err: err})
+			}
+		}
+		a.stash = nil
+		ctx.Stop(ctx.Self())
+		return
+	}
+	a.durable = l.rec.Data
+	a.step(ctx, order.Activated{At: a.rt.cfg.Now()}, nil)
+}
+
+// reply answers the request that stepped ev, if someone waits for it.
+func (a *orderActor) reply(ctx actor.Context, sender *actor.PID, ev order.Event, r order.Reply) {
+	if sender == nil {
+		return
+	}
+	switch ev.(type) {
+	case order.Created:
+		if r.Err != nil {
+			ctx.Send(sender, created{err: r.Err})
+			return
+		}
+		ctx.Send(sender, created{data: a.durable})
+	case order.CallbackReceived:
+		ctx.Send(sender, callbackDone{out: r.Outcome, err: r.Err})
+	}
+}
+
+func (a *orderActor) child(ctx actor.Context, j order.JobRef) *actor.PID {
+	if pid, ok := a.children[j.JobID]; ok {
+		return pid
+	}
+	if a.children == nil {
+		a.children = make(map[string]*actor.PID, 4)
+	}
+	pid, err := ctx.SpawnNamed(newJobProps(a.rt, a.id, j), j.JobID)
+	if err != nil && !errors.Is(err, actor.ErrNameExists) {
+		panic(fmt.Sprintf("order %s: spawn job %s: %v", a.id, j.JobID, err))
+	}
+	a.children[j.JobID] = pid
+	return pid
+}
+
+func (a *orderActor) arm(ctx actor.Context, at time.Time) {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	a.timer = time.AfterFunc(max(at.Sub(a.rt.cfg.Now()), 0), func() { root.Send(self, deadlineFired{deadline: at}) })
+}
+
+// finished stops the order's timer and its jobs' actors and logs the end.
+func (a *orderActor) finished(ctx actor.Context, s order.Status) {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	for id, pid := range a.children {
+		ctx.Stop(pid)
+		delete(a.children, id)
+	}
+	a.rt.metrics.finished(s)
+	if s == order.Completed {
+		a.rt.log.Info("All BatchJob Completed!!", "orderId", a.id)
+		return
+	}
+	a.rt.log.Info("order finished", "orderId", a.id, "status", s.String(), "error", a.m.View().Error)
+}
+
+// later returns the later of two times: a timer may fire a hair before its
+// deadline by the clock; the deadline is what it stands for.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// restamp sets the time of an internal event that is stepped again.
+func restamp(ev order.Event, now time.Time) order.Event {
+	switch e := ev.(type) {
+	case order.CalloutAccepted:
+		e.At = now
+		return e
+	case order.CalloutFailed:
+		e.At = now
+		return e
+	case order.DeadlinePassed:
+		e.At = later(now, e.At)
+		return e
+	case order.Activated:
+		e.At = now
+		return e
+	}
+	return ev
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fanflow/fanflow/actors"
+	"github.com/fanflow/fanflow/httpapi"
+	"github.com/fanflow/fanflow/mocks"
+	"github.com/fanflow/fanflow/order"
+	"github.com/fanflow/fanflow/persistence"
+	"github.com/fanflow/fanflow/token"
+	"github.com/spf13/cobra"
+	"github.com/valyala/fasthttp"
+)
+
+func serveCmd() *cobra.Command {
+	cfg := defaultConfig()
+	var file string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the orchestrator (with the mock job services unless --mocks=false)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.load(cmd.Flags(), file); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log, err := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, log)
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "", "YAML configuration file (flags and FANFLOW_* variables override it)")
+	cfg.bindFlags(cmd.Flags())
+	return cmd
+}
+
+// serve runs fanflow until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	committer := persistence.NewCommitter(store, persistence.CommitOptions{})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	self := "http://" + ln.Addr().String()
+	base := cfg.JobsBaseURL
+	if base == "" {
+		base = self
+	}
+	caller, err := httpapi.NewCaller(httpapi.CallerConfig{BaseURL: base, Timeout: cfg.CalloutTimeout})
+	if err != nil {
+		return err
+	}
+	var tokens actors.Tokens
+	if cfg.InsecureCallbacks {
+		log.Warn("INSECURE: callback tokens are not checked; anyone who can reach fanflow can complete any job (--insecure-callbacks)")
+	} else {
+		secret := []byte(cfg.CallbackSecret)
+		if len(secret) == 0 {
+			secret = token.RandomSecret()
+			log.Warn("no callback secret configured: using a random one, so callback tokens do not survive a restart (set --callback-secret or FANFLOW_CALLBACK_SECRET)")
+		}
+		signer, err := token.New(secret)
+		if err != nil {
+			return err
+		}
+		tokens = signer
+	}
+	client, err := actors.New(actors.Config{
+		Loader:          store,
+		Saver:           committer,
+		Caller:          caller,
+		Jobs:            cfg.Jobs,
+		Policy:          order.Policy{MaxAttempts: cfg.CalloutAttempts, BackoffBase: cfg.CalloutBackoff, BackoffMax: cfg.CalloutBackoffMax},
+		DefaultDeadline: cfg.Deadline,
+		Retention:       cfg.Retention,
+		CalloutTimeout:  cfg.CalloutTimeout,
+		Tokens:          tokens,
+		Logger:          log,
+	}, nil)
+	if err != nil {
+		return err
+	}
+
+	var extra func(*fasthttp.RequestCtx) bool
+	var mock *mocks.Server
+	if cfg.Mocks {
+		ts := cfg.TimeScale
+		mock, err = mocks.New(mocks.Config{Jobs: cfg.Jobs, CallbackURL: callbackURL(self), TimeScale: &ts}, log)
+		if err != nil {
+			return err
+		}
+		extra = mock.Handle
+	}
+	var recovered atomic.Bool
+	api := httpapi.New(client, httpapi.Config{
+		BodyLimit: cfg.BodyLimit,
+		Extra:     extra,
+		Logger:    log,
+		Ready: func(ctx context.Context) error {
+			if !recovered.Load() {
+				return errors.New("recovering running orders from the store")
+			}
+			return store.Ping(ctx)
+		},
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- api.Serve(ln) }()
+	log.Info("fanflow listening", "addr", ln.Addr().String(), "store", cfg.Store, "jobsBaseUrl", base, "mocks", cfg.Mocks, "timeScale", cfg.TimeScale)
+
+	n, err := recoverOrders(ctx, store, client)
+	if err != nil {
+		log.Error("recovery incomplete", "err", err)
+	}
+	recovered.Store(true)
+	log.Info("recovery done", "orders", n)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	var errs []error
+	if err := api.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if mock != nil {
+		mock.Close()
+	}
+	client.Close()
+	if err := committer.Close(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("flush snapshots: %w", err))
+	}
+	log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// recoverOrders activates every running order in the store and returns how many.
+func recoverOrders(ctx context.Context, store persistence.Store, client *actors.Client) (int, error) {
+	n := 0
+	err := store.Active(ctx, func(id string, _ time.Time) error {
+		client.Activate(id)
+		n++
+		return nil
+	})
+	return n, err
+}

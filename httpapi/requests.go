@@ -1,0 +1,166 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"time"
+
+	"github.com/fanflow/fanflow/actors"
+)
+
+// maxDeadline bounds deadlineMs: an order may wait at most 30 days.
+const maxDeadline = 30 * 24 * time.Hour
+
+// checkJSONContentType accepts application/json with optional parameters.
+func checkJSONContentType(ct []byte) *apiError {
+	mt, _, err := mime.ParseMediaType(string(ct))
+	if err != nil || mt != "application/json" {
+		return &apiError{Status: 415, Code: "unsupported_media_type", Field: "Content-Type",
+			Message: fmt.Sprintf("Content-Type must be application/json, got %q", ct)}
+	}
+	return nil
+}
+
+// object decodes a body that must be one JSON object into its members.
+func object(body []byte) (map[string]json.RawMessage, *apiError) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, badRequest("invalid_json", "", "request body is empty; a JSON object is required")
+	}
+	if !json.Valid(trimmed) {
+		var v any
+		err := json.Unmarshal(trimmed, &v)
+		return nil, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
+	}
+	if trimmed[0] != '{' {
+		return nil, badRequest("invalid_body", "", "request body must be a JSON object")
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &m); err != nil {
+		return nil, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
+	}
+	return m, nil
+}
+
+func isObject(v json.RawMessage) bool {
+	t := bytes.TrimSpace(v)
+	return len(t) > 0 && t[0] == '{'
+}
+
+// parseCreate turns a create body into a SubmitRequest.
+func parseCreate(body []byte) (actors.SubmitRequest, *apiError) {
+	var req actors.SubmitRequest
+	m, ae := object(body)
+	if ae != nil {
+		return req, ae
+	}
+	for k := range m {
+		switch k {
+		case "parameters", "jobs", "deadlineMs":
+		default:
+			return req, badRequest("unknown_field", k, "unknown field %q; allowed: parameters, jobs, deadlineMs", k)
+		}
+	}
+	params, ok := m["parameters"]
+	switch {
+	case !ok:
+		return req, badRequest("missing_field", "parameters", "parameters is required and must be a JSON object")
+	case !isObject(params):
+		return req, badRequest("invalid_field", "parameters", "parameters must be a JSON object")
+	}
+	req.Parameters = compact(params)
+	if raw, ok := m["jobs"]; ok {
+		if err := json.Unmarshal(raw, &req.Jobs); err != nil || req.Jobs == nil {
+			return req, badRequest("invalid_field", "jobs", "jobs must be an array of job type names")
+		}
+	}
+	if raw, ok := m["deadlineMs"]; ok {
+		var ms int64
+		if err := json.Unmarshal(raw, &ms); err != nil || ms <= 0 || time.Duration(ms)*time.Millisecond > maxDeadline {
+			return req, badRequest("invalid_field", "deadlineMs", "deadlineMs must be an integer from 1 to %d (milliseconds)", maxDeadline.Milliseconds())
+		}
+		req.Deadline = time.Duration(ms) * time.Millisecond
+	}
+	return req, nil
+}
+
+// callbackBody is the part of a callback fanflow reads; job services echo
+// the whole callout body, so other members are allowed and ignored.
+type callbackBody struct {
+	OrderID json.RawMessage `json:"orderId"`
+	JobID   json.RawMessage `json:"jobId"`
+	Token   json.RawMessage `json:"callbackToken"`
+	Status  json.RawMessage `json:"status"`
+	Result  json.RawMessage `json:"result"`
+	Error   json.RawMessage `json:"error"`
+}
+
+// parseCallback turns a callback body (and the token header) into a CallbackRequest.
+func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError) {
+	var req actors.CallbackRequest
+	if _, ae := object(body); ae != nil {
+		return req, ae
+	}
+	var cb callbackBody
+	if err := json.Unmarshal(body, &cb); err != nil {
+		return req, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
+	}
+	var ae *apiError
+	if req.OrderID, ae = requiredString(cb.OrderID, "orderId"); ae != nil {
+		return req, ae
+	}
+	if req.JobID, ae = requiredString(cb.JobID, "jobId"); ae != nil {
+		return req, ae
+	}
+	req.Token = string(tokenHeader)
+	if len(cb.Token) > 0 && string(cb.Token) != "null" {
+		if err := json.Unmarshal(cb.Token, &req.Token); err != nil {
+			return req, badRequest("invalid_field", "callbackToken", "callbackToken must be a string")
+		}
+	}
+	if len(cb.Status) > 0 && string(cb.Status) != "null" {
+		var s string
+		_ = json.Unmarshal(cb.Status, &s)
+		switch s {
+		case "completed":
+		case "failed":
+			req.Failed = true
+		default:
+			return req, badRequest("invalid_field", "status", `status must be "completed" or "failed"`)
+		}
+	}
+	req.Result = nullable(cb.Result)
+	req.Error = nullable(cb.Error)
+	return req, nil
+}
+
+func requiredString(raw json.RawMessage, field string) (string, *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", badRequest("missing_field", field, "%s is required", field)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+		return "", badRequest("invalid_field", field, "%s must be a non-empty string", field)
+	}
+	return s, nil
+}
+
+// nullable returns nil for an absent or null value, else the compacted value.
+func nullable(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	return compact(raw)
+}
+
+// compact copies raw JSON without insignificant whitespace; the copy does
+// not alias the request buffer, which fasthttp reuses.
+func compact(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return append(json.RawMessage(nil), raw...)
+	}
+	return b.Bytes()
+}
