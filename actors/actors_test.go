@@ -423,4 +423,3 @@ func TestCallback_finishedOrderLeftMemoryAnswersFromStore(t *testing.T) {
 		}
 	}
 }
-

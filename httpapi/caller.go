@@ -20,6 +20,8 @@ type CallerConfig struct {
 	MaxConnsPerHost int
 	// Timeout bounds one callout when its context has no deadline (default 5s).
 	Timeout time.Duration
+	// Dial opens a connection to addr; for tests (default TCP, fasthttp's dialer).
+	Dial fasthttp.DialFunc
 }
 
 // Caller performs callouts with a shared fasthttp client. It implements
@@ -53,6 +55,7 @@ func NewCaller(cfg CallerConfig) (*Caller, error) {
 			NoDefaultUserAgentHeader:      true,
 			DisableHeaderNamesNormalizing: true,
 			MaxConnWaitTimeout:            cfg.Timeout,
+			Dial:                          cfg.Dial,
 		},
 	}, nil
 }
