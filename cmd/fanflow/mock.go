@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -52,9 +53,7 @@ func mockCmd() *cobra.Command {
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			err = srv.ShutdownWithContext(sctx)
-			m.Close()
-			return err
+			return errors.Join(m.Close(), srv.ShutdownWithContext(sctx))
 		},
 	}
 	fs := cmd.Flags()

@@ -149,7 +149,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
 	if mock != nil {
-		mock.Close()
+		if err := mock.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("mocks: %w", err))
+		}
 	}
 	client.Close()
 	if err := committer.Close(sctx); err != nil {
