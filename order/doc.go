@@ -21,9 +21,9 @@
 //     the effects that follow it: a Reply, a CallOut, a Notify. An answer that
 //     reports a state change is never sent before that state is durable.
 //  5. If the Persist fails, carry out none of the effects that follow it,
-//     answer the request as unavailable, and replace the Machine by one
-//     restored from the last snapshot that was stored: memory never runs
-//     ahead of the store.
+//     answer the request as unavailable, and replace the Machine by
+//     Resume(last stored snapshot): memory never runs ahead of the store.
+//     (If the failed step was Activated itself, use Restore and activate again.)
 //  6. Feed I/O results back as events: a callout's outcome as CalloutAccepted
 //     or CalloutFailed (with the Attempt from the CallOut), a fired timer as
 //     DeadlinePassed. A RetryCallOut is a CallOut to perform at its At (plus

@@ -26,15 +26,8 @@ type Config struct {
 	// TimeScale multiplies the mocks' delays (default 1; 0 = at once).
 	TimeScale float64 `yaml:"timeScale"`
 	// Deadline is the default order deadline (default 540000ms).
-	Deadline time.Duration `yaml:"deadline"`
-	// Store is memory, embedded or redis (default embedded).
-	Store string `yaml:"store"`
-	// DataDir holds the embedded store's file (default ./data).
-	DataDir string `yaml:"dataDir"`
-	// RedisURL locates Redis for --store redis (default redis://127.0.0.1:6379/0).
-	RedisURL string `yaml:"redisUrl"`
-	// RedisPrefix prefixes every Redis key (default fanflow).
-	RedisPrefix string `yaml:"redisPrefix"`
+	Deadline    time.Duration `yaml:"deadline"`
+	storeConfig `yaml:",inline"`
 	// Retention is how long finished orders are kept (default 24h).
 	Retention time.Duration `yaml:"retention"`
 	// BodyLimit is the largest request body in bytes (default 1 MiB).
@@ -67,10 +60,7 @@ func defaultConfig() Config {
 		Mocks:             true,
 		TimeScale:         1,
 		Deadline:          540000 * time.Millisecond,
-		Store:             "embedded",
-		DataDir:           "./data",
-		RedisURL:          "redis://127.0.0.1:6379/0",
-		RedisPrefix:       "fanflow",
+		storeConfig:       defaultStoreConfig(),
 		Retention:         24 * time.Hour,
 		BodyLimit:         1 << 20,
 		CalloutTimeout:    5 * time.Second,
@@ -91,10 +81,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Mocks, "mocks", c.Mocks, "serve the mock job services in-process")
 	fs.Float64Var(&c.TimeScale, "time-scale", c.TimeScale, "mock delay multiplier: a job's timeout seconds × this (0 = at once)")
 	fs.DurationVar(&c.Deadline, "deadline", c.Deadline, "default order deadline")
-	fs.StringVar(&c.Store, "store", c.Store, "snapshot store: embedded, redis or memory (memory loses everything on exit)")
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store")
-	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for --store redis")
-	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key")
+	c.storeConfig.bindFlags(fs)
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long finished orders are kept")
 	fs.IntVar(&c.BodyLimit, "body-limit", c.BodyLimit, "largest request body, bytes")
 	fs.StringVar(&c.CallbackSecret, "callback-secret", c.CallbackSecret, "secret that signs callback tokens (default: random per process)")
@@ -180,7 +167,7 @@ func (c *Config) load(fs *pflag.FlagSet, file string) error {
 		if f.Name == "config" {
 			return
 		}
-		env := "FANFLOW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		env := envName(f.Name)
 		if v, ok := os.LookupEnv(env); ok {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", env, err))
@@ -193,4 +180,10 @@ func (c *Config) load(fs *pflag.FlagSet, file string) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// envName is the environment variable that sets a flag: FANFLOW_ and the
+// flag's name in upper snake case.
+func envName(flag string) string {
+	return "FANFLOW_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }

@@ -52,11 +52,12 @@ func serveCmd() *cobra.Command {
 
 // serve runs fanflow until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
-	store, err := openStore(ctx, cfg, log)
+	store, err := cfg.storeConfig.open(log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	go expireLoop(ctx, store, time.Minute, log)
 	committer := persistence.NewCommitter(store, persistence.CommitOptions{})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
