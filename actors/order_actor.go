@@ -303,6 +303,9 @@ func (a *orderActor) reply(ctx actor.Context, sender *actor.PID, ev order.Event,
 		}
 		ctx.Send(sender, created{data: a.durable})
 	case order.CallbackReceived:
+		if r.Err == nil {
+			a.rt.log.Debug("callback applied", "orderId", a.id, "jobId", r.Outcome.JobID, "jobStatus", r.Outcome.JobStatus.String(), "duplicate", r.Outcome.Duplicate)
+		}
 		ctx.Send(sender, callbackDone{out: r.Outcome, err: r.Err})
 	}
 }

@@ -52,10 +52,13 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: fasthttp.StatusConflict, Code: "order_finished", Message: err.Error()}
 	case errors.Is(err, order.ErrJobConflict):
 		return &apiError{Status: fasthttp.StatusConflict, Code: "job_conflict", Field: "status", Message: err.Error()}
+	case errors.Is(err, actors.ErrInvalid):
+		return &apiError{Status: fasthttp.StatusBadRequest, Code: "invalid_request", Message: err.Error()}
 	case errors.Is(err, actors.ErrUnavailable), errors.Is(err, actors.ErrClosed):
 		return &apiError{Status: fasthttp.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
 	default:
-		return &apiError{Status: fasthttp.StatusInternalServerError, Code: "internal", Message: err.Error()}
+		// The details go to the log (Server.fail), not to the client.
+		return &apiError{Status: fasthttp.StatusInternalServerError, Code: "internal", Message: "internal error; see the server log"}
 	}
 }
 

@@ -78,7 +78,8 @@ func parseCreate(body []byte) (actors.SubmitRequest, *apiError) {
 	}
 	if raw, ok := m["deadlineMs"]; ok {
 		var ms int64
-		if err := json.Unmarshal(raw, &ms); err != nil || ms <= 0 || time.Duration(ms)*time.Millisecond > maxDeadline {
+		if err := json.Unmarshal(raw, &ms); err != nil || ms <= 0 || ms > maxDeadline.Milliseconds() {
+			// Compared in milliseconds: ms*time.Millisecond can overflow and wrap.
 			return req, badRequest("invalid_field", "deadlineMs", "deadlineMs must be an integer from 1 to %d (milliseconds)", maxDeadline.Milliseconds())
 		}
 		req.Deadline = time.Duration(ms) * time.Millisecond
@@ -114,10 +115,15 @@ func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError)
 	if req.JobID, ae = requiredString(cb.JobID, "jobId"); ae != nil {
 		return req, ae
 	}
+	// The body's token wins; an absent, null or empty one defers to the header.
 	req.Token = string(tokenHeader)
 	if len(cb.Token) > 0 && string(cb.Token) != "null" {
-		if err := json.Unmarshal(cb.Token, &req.Token); err != nil {
+		var tok string
+		if err := json.Unmarshal(cb.Token, &tok); err != nil {
 			return req, badRequest("invalid_field", "callbackToken", "callbackToken must be a string")
+		}
+		if tok != "" {
+			req.Token = tok
 		}
 	}
 	if len(cb.Status) > 0 && string(cb.Status) != "null" {

@@ -117,7 +117,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		s.only(ctx, fasthttp.MethodPost, s.create)
 	case path == resultsPath:
 		s.only(ctx, fasthttp.MethodPost, s.callback)
-	case strings.HasPrefix(path, ordersPrefix) && !strings.Contains(path[len(ordersPrefix):], "/"):
+	case strings.HasPrefix(path, ordersPrefix) && len(path) > len(ordersPrefix) && !strings.Contains(path[len(ordersPrefix):], "/"):
 		s.only(ctx, fasthttp.MethodGet, func(ctx *fasthttp.RequestCtx) { s.get(ctx, path[len(ordersPrefix):]) })
 	case path == "/healthz":
 		s.only(ctx, fasthttp.MethodGet, func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, []byte(`{"status":"ok"}`)) })
