@@ -70,6 +70,9 @@ type SubmitRequest struct {
 	Jobs []string
 	// Deadline counts from creation; zero means the configured default.
 	Deadline time.Duration
+	// NotifyURL receives the final order JSON; empty means the configured
+	// default (Config.NotifyURL), if any.
+	NotifyURL string
 }
 
 // CallbackRequest is a job service's callback.
@@ -128,8 +131,38 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]byte, error) 
 	if err != nil {
 		return nil, fmt.Errorf("order %s: create: %w", ev.OrderID, err)
 	}
-	r := res.(created)
+	r := res.(orderReply)
 	return r.data, r.err
+}
+
+// Cancel cancels a running order and returns its JSON once the cancellation
+// is durable; compensation of its accepted jobs follows. A finished order
+// gives order.ErrOrderFinished.
+func (c *Client) Cancel(ctx context.Context, orderID, reason string) ([]byte, error) {
+	return c.ask(ctx, orderID, cancelOrder{reason: reason}, "cancel")
+}
+
+// Retry re-drives a failed or expired order and returns its JSON once that
+// is durable. Another status gives order.ErrNotRetryable.
+func (c *Client) Retry(ctx context.Context, orderID string) ([]byte, error) {
+	return c.ask(ctx, orderID, retryOrder{}, "retry")
+}
+
+// ask sends a request that answers with the order to its actor, activating
+// the order if need be.
+func (c *Client) ask(ctx context.Context, orderID string, msg any, op string) ([]byte, error) {
+	for range 3 {
+		res, err := c.request(ctx, c.find(orderID), msg)
+		if errors.Is(err, actor.ErrDeadLetter) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("order %s: %s: %w", orderID, op, err)
+		}
+		r := res.(orderReply)
+		return r.data, r.err
+	}
+	return nil, fmt.Errorf("order %s: %s: %w: order actor kept stopping", orderID, op, ErrUnavailable)
 }
 
 // created validates a SubmitRequest and turns it into the Created event.
@@ -164,8 +197,12 @@ func (c *Client) created(req SubmitRequest) (order.Created, error) {
 	if deadline == 0 {
 		deadline = c.rt.cfg.DefaultDeadline
 	}
+	notify := req.NotifyURL
+	if notify == "" {
+		notify = c.rt.cfg.NotifyURL
+	}
 	now := c.rt.cfg.Now()
-	return order.Created{At: now, OrderID: NewID(), Parameters: req.Parameters, Jobs: jobs, Deadline: now.Add(deadline)}, nil
+	return order.Created{At: now, OrderID: NewID(), Parameters: req.Parameters, Jobs: jobs, Deadline: now.Add(deadline), NotifyURL: notify}, nil
 }
 
 // Callback delivers a job service's callback to its order, activating the
@@ -242,4 +279,13 @@ func (c *Client) request(ctx context.Context, pid *actor.PID, msg any) (any, err
 // whose callout was never acknowledged. Recovery calls it for every running order.
 func (c *Client) Activate(orderID string) {
 	c.find(orderID)
+}
+
+// List returns a page of stored orders, newest first.
+func (c *Client) List(ctx context.Context, q persistence.Query) (persistence.Page, error) {
+	page, err := c.rt.cfg.Loader.List(ctx, q)
+	if err != nil && !errors.Is(err, persistence.ErrBadCursor) {
+		return page, fmt.Errorf("list: %w: %w", ErrUnavailable, err)
+	}
+	return page, err
 }

@@ -31,6 +31,12 @@ type Caller interface {
 	Call(ctx context.Context, c Callout) (retryable bool, err error)
 }
 
+// Poster delivers completion webhooks. Implementations are safe for concurrent use.
+type Poster interface {
+	// Post sends body as JSON to url; retryable is as for Caller.Call.
+	Post(ctx context.Context, url string, body []byte) (retryable bool, err error)
+}
+
 // Saver writes snapshots; *persistence.Committer is the production one.
 type Saver interface {
 	// Enqueue queues r for writing and calls done once it is durable or failed.
@@ -41,6 +47,7 @@ type Saver interface {
 // Loader reads snapshots; every persistence.Store is one.
 type Loader interface {
 	Load(ctx context.Context, orderID string) (persistence.Record, error)
+	List(ctx context.Context, q persistence.Query) (persistence.Page, error)
 }
 
 // Tokens signs and checks callback tokens.
@@ -75,6 +82,11 @@ type Config struct {
 	CalloutTimeout time.Duration
 	// Tokens signs callouts and checks callbacks; nil disables both.
 	Tokens Tokens
+	// Poster delivers completion webhooks; nil fails every delivery.
+	Poster Poster
+	// NotifyURL receives every finished order that has no notifyUrl of its
+	// own (default none).
+	NotifyURL string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives the actors' logs (default slog.Default()).
@@ -85,6 +97,7 @@ func (c *Config) setDefaults() {
 	if len(c.Jobs) == 0 {
 		c.Jobs = order.DefaultJobs()
 	}
+	c.Policy = c.Policy.WithDefaults()
 	if c.DefaultDeadline <= 0 {
 		c.DefaultDeadline = 540 * time.Second
 	}

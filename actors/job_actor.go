@@ -20,6 +20,9 @@ type jobActor struct {
 	job     order.JobRef
 	timer   *time.Timer
 	cancel  context.CancelFunc
+
+	compensating bool // a compensation is under way
+	finished     bool // the order has finished: stop when idle
 }
 
 func newJobProps(rt *runtime, orderID string, j order.JobRef) *actor.Props {
@@ -32,6 +35,9 @@ func newJobProps(rt *runtime, orderID string, j order.JobRef) *actor.Props {
 func (j *jobActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case callOut:
+		if j.finished || j.compensating {
+			return
+		}
 		if j.timer != nil {
 			j.timer.Stop()
 			j.timer = nil
@@ -45,6 +51,24 @@ func (j *jobActor) Receive(ctx actor.Context) {
 		j.call(ctx, msg.attempt)
 	case calloutDone:
 		ctx.Send(ctx.Parent(), msg)
+	case compensate:
+		j.stopCallouts()
+		if !j.compensating {
+			j.compensating = true
+			j.compensate(ctx)
+		}
+	case compensated:
+		j.compensating = false
+		ctx.Send(ctx.Parent(), msg)
+		if j.finished {
+			ctx.Stop(ctx.Self())
+		}
+	case finish:
+		j.finished = true
+		j.stopCallouts()
+		if !j.compensating {
+			ctx.Stop(ctx.Self())
+		}
 	case *actor.Stopping:
 		if j.timer != nil {
 			j.timer.Stop()
@@ -52,6 +76,53 @@ func (j *jobActor) Receive(ctx actor.Context) {
 		if j.cancel != nil {
 			j.cancel()
 		}
+	}
+}
+
+// stopCallouts cancels a due retry and a callout under way.
+func (j *jobActor) stopCallouts() {
+	if j.timer != nil {
+		j.timer.Stop()
+		j.timer = nil
+	}
+	if j.cancel != nil {
+		j.cancel()
+		j.cancel = nil
+	}
+}
+
+// compensate calls the job's cancel endpoint on its own goroutine, with
+// the retry policy, and reports the outcome to itself.
+func (j *jobActor) compensate(ctx actor.Context) {
+	c := Callout{OrderID: j.orderID, JobID: j.job.JobID, Endpoint: j.job.CancelEndpoint, Timeout: j.job.Timeout}
+	if j.rt.cfg.Tokens != nil {
+		c.Token = j.rt.cfg.Tokens.Token(j.orderID, j.job.JobID)
+	}
+	self, root, rt := ctx.Self(), ctx.ActorSystem().Root, j.rt
+	go func() {
+		attempts, err := withRetries(rt.cfg.Policy, rt.cfg.CalloutTimeout, func(cctx context.Context) (bool, error) {
+			c.Attempt++
+			return rt.cfg.Caller.Call(cctx, c)
+		})
+		if err != nil {
+			rt.log.Warn("compensation failed", "orderId", c.OrderID, "jobId", c.JobID, "endpoint", c.Endpoint, "attempts", attempts, "err", err)
+		}
+		root.Send(self, compensated{jobID: c.JobID, attempts: attempts, err: err})
+	}()
+}
+
+// withRetries calls fn until it succeeds, fails for good, or has been tried
+// p.MaxAttempts times, waiting the policy's backoff (with jitter) between
+// tries. It returns the number of tries and the last error.
+func withRetries(p order.Policy, timeout time.Duration, fn func(context.Context) (bool, error)) (int, error) {
+	for attempt := 1; ; attempt++ {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		retryable, err := fn(c)
+		cancel()
+		if err == nil || !retryable || attempt >= p.MaxAttempts {
+			return attempt, err
+		}
+		time.Sleep(jitter(p.Backoff(attempt + 1)))
 	}
 }
 

@@ -17,8 +17,15 @@ type createOrder struct{ ev order.Created }
 // callback asks an order actor to step CallbackReceived.
 type callback struct{ ev order.CallbackReceived }
 
-// created answers createOrder once the first snapshot is durable.
-type created struct {
+// cancelOrder asks an order actor to step CancelRequested.
+type cancelOrder struct{ reason string }
+
+// retryOrder asks an order actor to step RetryRequested.
+type retryOrder struct{}
+
+// orderReply answers createOrder, cancelOrder and retryOrder with the
+// order's JSON once the change is durable.
+type orderReply struct {
 	data []byte
 	err  error
 }
@@ -53,6 +60,26 @@ type callOut struct {
 	at      time.Time
 }
 
+// compensate asks a job actor to call its cancel endpoint, with retries.
+type compensate struct{}
+
+// finish tells a job actor that its order has finished: it stops once any
+// compensation it was asked for is done.
+type finish struct{}
+
+// compensated reports the end of a compensation to the order actor.
+type compensated struct {
+	jobID    string
+	attempts int
+	err      error
+}
+
+// notified reports the end of a webhook delivery to the order actor.
+type notified struct {
+	attempts int
+	err      error
+}
+
 // calloutDone is the result of one callout attempt, sent by the goroutine
 // that performed it to its job actor, which forwards it to the order actor.
 type calloutDone struct {
@@ -69,5 +96,8 @@ func (retryEvent) IgnoreDeadLetterLogging()    {}
 func (callOut) IgnoreDeadLetterLogging()       {}
 func (calloutDone) IgnoreDeadLetterLogging()   {}
 func (loaded) IgnoreDeadLetterLogging()        {}
+func (compensated) IgnoreDeadLetterLogging()   {}
+func (notified) IgnoreDeadLetterLogging()      {}
+func (finish) IgnoreDeadLetterLogging()        {}
 
 var _ actor.IgnoreDeadLetterLogging = persisted{}

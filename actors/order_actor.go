@@ -74,7 +74,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 			a.timer.Stop()
 		}
 	case *actor.ReceiveTimeout:
-		if !a.busy && (a.m == nil || a.m.Status().Terminal()) {
+		if !a.busy && (a.m == nil || a.m.Settled()) {
 			ctx.Stop(ctx.Self())
 		}
 	case loaded:
@@ -102,7 +102,7 @@ func (a *orderActor) drain(ctx actor.Context) {
 		a.stash = a.stash[1:]
 		a.handle(ctx, s.msg, s.sender)
 	}
-	if !a.busy && a.m != nil && a.m.Status().Terminal() {
+	if !a.busy && a.m != nil && a.m.Settled() {
 		ctx.SetReceiveTimeout(a.rt.cfg.FinishedIdle)
 	}
 }
@@ -112,7 +112,7 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
 	switch msg := msg.(type) {
 	case createOrder:
 		if a.m != nil {
-			ctx.Send(sender, created{err: fmt.Errorf("order %s: %w: already created", a.id, ErrInvalid)})
+			ctx.Send(sender, orderReply{err: fmt.Errorf("order %s: %w: already created", a.id, ErrInvalid)})
 			return
 		}
 		ctx.CancelReceiveTimeout()
@@ -125,6 +125,25 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
 		}
 		msg.ev.At = now
 		a.step(ctx, msg.ev, sender)
+	case cancelOrder, retryOrder:
+		if a.m == nil {
+			ctx.Send(sender, orderReply{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
+			return
+		}
+		if _, ok := msg.(cancelOrder); ok {
+			a.step(ctx, order.CancelRequested{At: now, Reason: msg.(cancelOrder).reason}, sender)
+			return
+		}
+		o := a.m.View()
+		a.step(ctx, order.RetryRequested{At: now, Deadline: now.Add(o.Deadline.Sub(o.CreatedAt))}, sender)
+	case compensated:
+		if a.m != nil {
+			a.step(ctx, order.CompensationDone{At: now, JobID: msg.jobID, Attempts: msg.attempts, Err: errText(msg.err)}, nil)
+		}
+	case notified:
+		if a.m != nil {
+			a.step(ctx, order.NotificationDone{At: now, Attempts: msg.attempts, Err: errText(msg.err)}, nil)
+		}
 	case calloutDone:
 		if a.m == nil {
 			return
@@ -177,6 +196,10 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.P
 			ctx.Send(a.child(ctx, e.Job), callOut{attempt: e.Attempt, at: e.At})
 		case order.StartTimer:
 			a.arm(ctx, e.At)
+		case order.Compensate:
+			ctx.Send(a.child(ctx, e.Job), compensate{})
+		case order.Deliver:
+			a.deliver(ctx, e.URL)
 		case order.Notify:
 			a.finished(ctx, e.Status)
 		}
@@ -278,8 +301,11 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 			err = fmt.Errorf("order %s: load: %w: %w", a.id, ErrUnavailable, err)
 		}
 		for _, s := range a.stash {
-			if _, ok := s.msg.(callback); ok {
+			switch s.msg.(type) {
+			case callback:
 				ctx.Send(s.sender, callbackDone{err: err})
+			case cancelOrder, retryOrder:
+				ctx.Send(s.sender, orderReply{err: err})
 			}
 		}
 		a.stash = nil
@@ -296,12 +322,12 @@ func (a *orderActor) reply(ctx actor.Context, sender *actor.PID, ev order.Event,
 		return
 	}
 	switch ev.(type) {
-	case order.Created:
+	case order.Created, order.CancelRequested, order.RetryRequested:
 		if r.Err != nil {
-			ctx.Send(sender, created{err: r.Err})
+			ctx.Send(sender, orderReply{err: r.Err})
 			return
 		}
-		ctx.Send(sender, created{data: a.durable})
+		ctx.Send(sender, orderReply{data: a.durable})
 	case order.CallbackReceived:
 		if r.Err == nil {
 			a.rt.log.Debug("callback applied", "orderId", a.id, "jobId", r.Outcome.JobID, "jobStatus", r.Outcome.JobStatus.String(), "duplicate", r.Outcome.Duplicate)
@@ -333,14 +359,15 @@ func (a *orderActor) arm(ctx actor.Context, at time.Time) {
 	a.timer = time.AfterFunc(max(at.Sub(a.rt.cfg.Now()), 0), func() { root.Send(self, deadlineFired{deadline: at}) })
 }
 
-// finished stops the order's timer and its jobs' actors and logs the end.
+// finished stops the order's timer, tells its jobs' actors to stop once
+// their compensation (if any) is done, and logs the end.
 func (a *orderActor) finished(ctx actor.Context, s order.Status) {
 	if a.timer != nil {
 		a.timer.Stop()
 		a.timer = nil
 	}
 	for id, pid := range a.children {
-		ctx.Stop(pid)
+		ctx.Send(pid, finish{})
 		delete(a.children, id)
 	}
 	a.rt.metrics.finished(s)
@@ -375,6 +402,38 @@ func restamp(ev order.Event, now time.Time) order.Event {
 	case order.Activated:
 		e.At = now
 		return e
+	case order.CompensationDone:
+		e.At = now
+		return e
+	case order.NotificationDone:
+		e.At = now
+		return e
 	}
 	return ev
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// deliver posts the order's final JSON (the snapshot just stored) to url on
+// its own goroutine, with the callout retry policy, and reports the outcome.
+func (a *orderActor) deliver(ctx actor.Context, url string) {
+	self, root, body := ctx.Self(), ctx.ActorSystem().Root, a.durable
+	post := func(c context.Context) (bool, error) {
+		if a.rt.cfg.Poster == nil {
+			return false, errors.New("no webhook client configured")
+		}
+		return a.rt.cfg.Poster.Post(c, url, body)
+	}
+	go func() {
+		attempts, err := withRetries(a.rt.cfg.Policy, a.rt.cfg.CalloutTimeout, post)
+		if err != nil {
+			a.rt.log.Warn("completion webhook not delivered", "orderId", a.id, "url", url, "attempts", attempts, "err", err)
+		}
+		root.Send(self, notified{attempts: attempts, err: err})
+	}()
 }

@@ -83,20 +83,39 @@ func (c *Caller) Call(ctx context.Context, co actors.Callout) (bool, error) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBody(body)
+	return c.do(ctx, req, resp, co.Endpoint)
+}
+
+// Post implements actors.Poster: it sends body as JSON to url, classifying
+// the answer as Call does.
+func (c *Caller) Post(ctx context.Context, url string, body []byte) (bool, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.SetBody(body)
+	return c.do(ctx, req, resp, url)
+}
+
+// do sends req and classifies the answer: 2xx is success; a network error,
+// 408, 429 and 5xx are retryable; any other status is final.
+func (c *Caller) do(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, target string) (bool, error) {
 	timeout := c.timeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
 	if err := c.client.DoTimeout(req, resp, timeout); err != nil {
-		return true, fmt.Errorf("POST %s: %w", co.Endpoint, err)
+		return true, fmt.Errorf("POST %s: %w", target, err)
 	}
 	switch code := resp.StatusCode(); {
 	case code >= 200 && code < 300:
 		return false, nil
 	case code == 408 || code == 429 || code >= 500:
-		return true, fmt.Errorf("POST %s: HTTP %d: %s", co.Endpoint, code, snippet(resp.Body()))
+		return true, fmt.Errorf("POST %s: HTTP %d: %s", target, code, snippet(resp.Body()))
 	default:
-		return false, fmt.Errorf("POST %s: HTTP %d: %s", co.Endpoint, code, snippet(resp.Body()))
+		return false, fmt.Errorf("POST %s: HTTP %d: %s", target, code, snippet(resp.Body()))
 	}
 }
 

@@ -254,9 +254,10 @@ func TestRoutes_wrongMethodIs405WithAllowAndChangesNothing(t *testing.T) {
 	tests := []struct {
 		method, path, allow string
 	}{
-		{fasthttp.MethodGet, ordersPath, "POST"},
-		{fasthttp.MethodPut, ordersPath, "POST"},
-		{fasthttp.MethodDelete, ordersPath, "POST"},
+		{fasthttp.MethodPut, ordersPath, "GET, POST"},
+		{fasthttp.MethodDelete, ordersPath, "GET, POST"},
+		{fasthttp.MethodGet, ordersPath + "/o-1/cancel", "POST"},
+		{fasthttp.MethodGet, ordersPath + "/o-1/retry", "POST"},
 		{fasthttp.MethodGet, ordersPath + "/results", "POST"},
 		{fasthttp.MethodPost, ordersPath + "/o-1", "GET"},
 		{fasthttp.MethodDelete, ordersPath + "/o-1", "GET"},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fanflow/fanflow/actors"
 	"github.com/fanflow/fanflow/order"
+	"github.com/fanflow/fanflow/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -50,6 +51,10 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: fasthttp.StatusNotFound, Code: "job_not_found", Field: "jobId", Message: err.Error()}
 	case errors.Is(err, order.ErrOrderFinished):
 		return &apiError{Status: fasthttp.StatusConflict, Code: "order_finished", Message: err.Error()}
+	case errors.Is(err, persistence.ErrBadCursor):
+		return &apiError{Status: fasthttp.StatusBadRequest, Code: "invalid_field", Field: "cursor", Message: "cursor is not one this server gave out"}
+	case errors.Is(err, order.ErrNotRetryable):
+		return &apiError{Status: fasthttp.StatusConflict, Code: "not_retryable", Message: err.Error()}
 	case errors.Is(err, order.ErrJobConflict):
 		return &apiError{Status: fasthttp.StatusConflict, Code: "job_conflict", Field: "status", Message: err.Error()}
 	case errors.Is(err, actors.ErrInvalid):

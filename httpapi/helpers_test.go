@@ -15,6 +15,7 @@ import (
 	"github.com/fanflow/fanflow/actors"
 	"github.com/fanflow/fanflow/httpapi"
 	"github.com/fanflow/fanflow/order"
+	"github.com/fanflow/fanflow/persistence"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 )
@@ -32,11 +33,50 @@ type fakeService struct {
 	callbackErr error
 	getBody     []byte
 	getErr      error
+	adminBody   []byte // answer of Cancel and Retry
+	adminErr    error
+	page        persistence.Page
+	listErr     error
 
 	mu        sync.Mutex
 	submits   []actors.SubmitRequest
 	callbacks []actors.CallbackRequest
 	gets      []string
+	admin     []string // "cancel <id> <reason>" or "retry <id>"
+	lists     []persistence.Query
+}
+
+func (f *fakeService) Cancel(_ context.Context, id, reason string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.admin = append(f.admin, "cancel "+id+" "+reason)
+	return f.adminBody, f.adminErr
+}
+
+func (f *fakeService) Retry(_ context.Context, id string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.admin = append(f.admin, "retry "+id)
+	return f.adminBody, f.adminErr
+}
+
+func (f *fakeService) List(_ context.Context, q persistence.Query) (persistence.Page, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists = append(f.lists, q)
+	return f.page, f.listErr
+}
+
+func (f *fakeService) adminCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.admin)
+}
+
+func (f *fakeService) listCalls() []persistence.Query {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.lists)
 }
 
 func (f *fakeService) Submit(_ context.Context, req actors.SubmitRequest) ([]byte, error) {
@@ -84,9 +124,9 @@ func (f *fakeService) assertNoCalls(t *testing.T) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if n := len(f.submits) + len(f.callbacks) + len(f.gets); n != 0 {
-		t.Errorf("service got %d calls (submits %+v, callbacks %+v, gets %q), want none",
-			n, f.submits, f.callbacks, f.gets)
+	if n := len(f.submits) + len(f.callbacks) + len(f.gets) + len(f.admin) + len(f.lists); n != 0 {
+		t.Errorf("service got %d calls (submits %+v, callbacks %+v, gets %q, admin %q, lists %+v), want none",
+			n, f.submits, f.callbacks, f.gets, f.admin, f.lists)
 	}
 }
 

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
+	"net/url"
 	"time"
 
 	"github.com/fanflow/fanflow/actors"
@@ -58,9 +60,9 @@ func parseCreate(body []byte) (actors.SubmitRequest, *apiError) {
 	}
 	for k := range m {
 		switch k {
-		case "parameters", "jobs", "deadlineMs":
+		case "parameters", "jobs", "deadlineMs", "notifyUrl":
 		default:
-			return req, badRequest("unknown_field", k, "unknown field %q; allowed: parameters, jobs, deadlineMs", k)
+			return req, badRequest("unknown_field", k, "unknown field %q; allowed: parameters, jobs, deadlineMs, notifyUrl", k)
 		}
 	}
 	params, ok := m["parameters"]
@@ -84,7 +86,47 @@ func parseCreate(body []byte) (actors.SubmitRequest, *apiError) {
 		}
 		req.Deadline = time.Duration(ms) * time.Millisecond
 	}
+	if raw, ok := m["notifyUrl"]; ok {
+		u, err := parseURL(raw)
+		if err != nil {
+			return req, badRequest("invalid_field", "notifyUrl", "notifyUrl must be an absolute http or https URL: %v", err)
+		}
+		req.NotifyURL = u
+	}
 	return req, nil
+}
+
+func parseURL(raw json.RawMessage) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", errors.New("not a string")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%q has no http(s) scheme or host", s)
+	}
+	return s, nil
+}
+
+// parseCancel reads the optional cancel body {"reason": "…"}.
+func parseCancel(body []byte) (string, *apiError) {
+	m, ae := object(body)
+	if ae != nil {
+		return "", ae
+	}
+	var reason string
+	for k, v := range m {
+		if k != "reason" {
+			return "", badRequest("unknown_field", k, "unknown field %q; allowed: reason", k)
+		}
+		if err := json.Unmarshal(v, &reason); err != nil {
+			return "", badRequest("invalid_field", "reason", "reason must be a string")
+		}
+	}
+	return reason, nil
 }
 
 // callbackBody is the part of a callback fanflow reads; job services echo

@@ -3,7 +3,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/fanflow/fanflow/actors"
 	"github.com/fanflow/fanflow/order"
+	"github.com/fanflow/fanflow/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -23,6 +26,9 @@ type OrderService interface {
 	Submit(ctx context.Context, req actors.SubmitRequest) ([]byte, error)
 	Callback(ctx context.Context, req actors.CallbackRequest) (order.Outcome, error)
 	Get(ctx context.Context, orderID string) ([]byte, error)
+	Cancel(ctx context.Context, orderID, reason string) ([]byte, error)
+	Retry(ctx context.Context, orderID string) ([]byte, error)
+	List(ctx context.Context, q persistence.Query) (persistence.Page, error)
 }
 
 // Config configures a Server. Each field says its default.
@@ -40,6 +46,9 @@ type Config struct {
 	// Extra, when set, is offered every request the API does not route and
 	// returns whether it served it (the built-in mock job services use it).
 	Extra func(ctx *fasthttp.RequestCtx) bool
+	// AdminToken, when set, must be presented as "Authorization: Bearer …"
+	// on the admin endpoints: list, cancel and retry (default none).
+	AdminToken string
 	// Logger receives request errors (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -114,11 +123,18 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	switch {
 	case path == ordersPath:
-		s.only(ctx, fasthttp.MethodPost, s.create)
+		switch string(ctx.Method()) {
+		case fasthttp.MethodGet:
+			s.admin(ctx, s.list)
+		case fasthttp.MethodPost:
+			s.create(ctx)
+		default:
+			notAllowed(ctx, "GET, POST")
+		}
 	case path == resultsPath:
 		s.only(ctx, fasthttp.MethodPost, s.callback)
-	case strings.HasPrefix(path, ordersPrefix) && len(path) > len(ordersPrefix) && !strings.Contains(path[len(ordersPrefix):], "/"):
-		s.only(ctx, fasthttp.MethodGet, func(ctx *fasthttp.RequestCtx) { s.get(ctx, path[len(ordersPrefix):]) })
+	case strings.HasPrefix(path, ordersPrefix) && len(path) > len(ordersPrefix):
+		s.orderRoute(ctx, path[len(ordersPrefix):])
 	case path == "/healthz":
 		s.only(ctx, fasthttp.MethodGet, func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, []byte(`{"status":"ok"}`)) })
 	case path == "/readyz":
@@ -131,14 +147,126 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// orderRoute serves /v1/parallelCallbacks/{id}[/cancel|/retry].
+func (s *Server) orderRoute(ctx *fasthttp.RequestCtx, rest string) {
+	id, action, _ := strings.Cut(rest, "/")
+	switch {
+	case id == "" || strings.Contains(action, "/"):
+	case action == "":
+		s.only(ctx, fasthttp.MethodGet, func(ctx *fasthttp.RequestCtx) { s.get(ctx, id) })
+		return
+	case action == "cancel":
+		s.only(ctx, fasthttp.MethodPost, func(ctx *fasthttp.RequestCtx) { s.admin(ctx, func(ctx *fasthttp.RequestCtx) { s.cancel(ctx, id) }) })
+		return
+	case action == "retry":
+		s.only(ctx, fasthttp.MethodPost, func(ctx *fasthttp.RequestCtx) { s.admin(ctx, func(ctx *fasthttp.RequestCtx) { s.retry(ctx, id) }) })
+		return
+	}
+	writeError(ctx, &apiError{Status: fasthttp.StatusNotFound, Code: "route_not_found", Message: "no route for " + string(ctx.Path())})
+}
+
+// admin runs h if the request carries the admin token, or none is configured.
+func (s *Server) admin(ctx *fasthttp.RequestCtx, h fasthttp.RequestHandler) {
+	if s.cfg.AdminToken != "" {
+		auth := ctx.Request.Header.Peek("Authorization")
+		tok, ok := bytes.CutPrefix(auth, []byte("Bearer "))
+		if !ok || subtle.ConstantTimeCompare(tok, []byte(s.cfg.AdminToken)) != 1 {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="fanflow admin"`)
+			writeError(ctx, &apiError{Status: fasthttp.StatusUnauthorized, Code: "unauthorized", Field: "Authorization",
+				Message: "this admin endpoint needs the header Authorization: Bearer <admin token>"})
+			return
+		}
+	}
+	h(ctx)
+}
+
+func (s *Server) cancel(ctx *fasthttp.RequestCtx, id string) {
+	var reason string
+	if body := ctx.PostBody(); len(bytes.TrimSpace(body)) > 0 {
+		if ae := checkJSONContentType(ctx.Request.Header.ContentType()); ae != nil {
+			writeError(ctx, ae)
+			return
+		}
+		var ae *apiError
+		if reason, ae = parseCancel(body); ae != nil {
+			writeError(ctx, ae)
+			return
+		}
+	}
+	data, err := s.svc.Cancel(ctx, id, reason)
+	if err != nil {
+		s.fail(ctx, "cancel", err, "orderId", id)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, data)
+}
+
+func (s *Server) retry(ctx *fasthttp.RequestCtx, id string) {
+	data, err := s.svc.Retry(ctx, id)
+	if err != nil {
+		s.fail(ctx, "retry", err, "orderId", id)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusAccepted, data)
+}
+
+// maxListLimit bounds one page of a listing.
+const maxListLimit = 1000
+
+func (s *Server) list(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	q := persistence.Query{Limit: 100, Cursor: string(args.Peek("cursor"))}
+	if v := args.Peek("status"); len(v) > 0 {
+		st, err := order.ParseStatus(string(v))
+		if err != nil {
+			writeError(ctx, badRequest("invalid_field", "status", "status must be one of running, completed, failed, expired, cancelled; got %q", v))
+			return
+		}
+		q.Status = st
+	}
+	if v := args.Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 || n > maxListLimit {
+			writeError(ctx, badRequest("invalid_field", "limit", "limit must be an integer from 1 to %d", maxListLimit))
+			return
+		}
+		q.Limit = n
+	}
+	page, err := s.svc.List(ctx, q)
+	if err != nil {
+		s.fail(ctx, "list", err)
+		return
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"orders":[`)
+	for i, r := range page.Records {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(r.Data)
+	}
+	b.WriteString(`],"nextCursor":`)
+	next, _ := json.Marshal(page.Next)
+	if page.Next == "" {
+		next = []byte("null")
+	}
+	b.Write(next)
+	b.WriteByte('}')
+	writeJSON(ctx, fasthttp.StatusOK, b.Bytes())
+}
+
 func (s *Server) only(ctx *fasthttp.RequestCtx, method string, h fasthttp.RequestHandler) {
 	if string(ctx.Method()) != method {
-		ctx.Response.Header.Set("Allow", method)
-		writeError(ctx, &apiError{Status: fasthttp.StatusMethodNotAllowed, Code: "method_not_allowed",
-			Message: "method " + string(ctx.Method()) + " is not allowed here; use " + method})
+		notAllowed(ctx, method)
 		return
 	}
 	h(ctx)
+}
+
+func notAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	writeError(ctx, &apiError{Status: fasthttp.StatusMethodNotAllowed, Code: "method_not_allowed",
+		Message: "method " + string(ctx.Method()) + " is not allowed here; use " + allow})
 }
 
 func (s *Server) create(ctx *fasthttp.RequestCtx) {

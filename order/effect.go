@@ -47,12 +47,25 @@ type Notify struct {
 	Status Status
 }
 
+// Compensate asks the shell to call the job's cancel endpoint (with
+// retries) and to step CompensationDone with the outcome.
+type Compensate struct {
+	Job JobRef
+}
+
+// Deliver asks the shell to POST the order's final JSON (the snapshot just
+// persisted) to URL, with retries, and to step NotificationDone.
+type Deliver struct {
+	URL string
+}
+
 // JobRef is what the shell needs to call a job's service.
 type JobRef struct {
-	JobID    string
-	Type     string
-	Endpoint string
-	Timeout  int
+	JobID          string
+	Type           string
+	Endpoint       string
+	CancelEndpoint string
+	Timeout        int
 }
 
 // Outcome is the answer to a callback.
@@ -66,6 +79,8 @@ type Outcome struct {
 	Duplicate bool
 }
 
+func (Compensate) isEffect()   {}
+func (Deliver) isEffect()      {}
 func (Persist) isEffect()      {}
 func (CallOut) isEffect()      {}
 func (RetryCallOut) isEffect() {}

@@ -23,6 +23,10 @@ type Created struct {
 	Jobs       []NewJob
 	// Deadline is the absolute time at which a running order expires.
 	Deadline time.Time
+	// NotifyURL, when set, receives the final order JSON (a Deliver effect).
+	NotifyURL string
+	// IdempotencyKey is kept on the order for audit.
+	IdempotencyKey string
 }
 
 // Activated tells a Machine built by Restore that it is live again (after a
@@ -67,6 +71,43 @@ type DeadlinePassed struct {
 	At time.Time
 }
 
+// CancelRequested asks to cancel a running order. Reason is recorded.
+type CancelRequested struct {
+	At     time.Time
+	Reason string
+}
+
+// RetryRequested asks to re-drive a failed or expired order until Deadline.
+// Completed jobs stay completed; a job whose callback came late, with
+// success, takes that result; the jobs that failed, were never accepted, or
+// did not call back in time (expired, or cancelled by compensation) are
+// called out again. In a failed order, a job still under way at its service
+// (accepted, not compensated) keeps waiting for its callback.
+type RetryRequested struct {
+	At       time.Time
+	Deadline time.Time
+}
+
+// CompensationDone reports the end of a Compensate: Err is empty when the
+// cancel endpoint accepted it, else why it was given up.
+type CompensationDone struct {
+	At       time.Time
+	JobID    string
+	Attempts int
+	Err      string
+}
+
+// NotificationDone reports the end of a Deliver, like CompensationDone.
+type NotificationDone struct {
+	At       time.Time
+	Attempts int
+	Err      string
+}
+
+func (CancelRequested) isEvent()  {}
+func (RetryRequested) isEvent()   {}
+func (CompensationDone) isEvent() {}
+func (NotificationDone) isEvent() {}
 func (Created) isEvent()          {}
 func (Activated) isEvent()        {}
 func (CalloutAccepted) isEvent()  {}

@@ -32,6 +32,32 @@ func jobRef(i int) order.JobRef {
 	return order.JobRef{JobID: jobIDs[i], Type: s.Type, Endpoint: s.Endpoint, Timeout: s.Timeout}
 }
 
+// notifyURL is the completion webhook of the order made by compensable.
+const notifyURL = "https://hooks.example.com/orders"
+
+// cancelEndpoints are the cancel endpoints of the jobs of the order made by
+// compensable: job-c has none.
+var cancelEndpoints = []string{"/v1/batchJobA/cancel", "/v1/batchJobB/cancel", ""}
+
+// cancelRef is the JobRef of job i of the order made by compensable.
+func cancelRef(i int) order.JobRef {
+	r := jobRef(i)
+	r.CancelEndpoint = cancelEndpoints[i]
+	return r
+}
+
+// compensable is created() with a completion webhook, an idempotency key and
+// a cancel endpoint for job-a and job-b.
+func compensable() order.Created {
+	c := created()
+	c.NotifyURL = notifyURL
+	c.IdempotencyKey = "idem-42"
+	for i := range c.Jobs {
+		c.Jobs[i].Spec.CancelEndpoint = cancelEndpoints[i]
+	}
+	return c
+}
+
 // created is the Created event of a three-job order (the seed's job types).
 func created() order.Created {
 	specs := order.DefaultJobs()
@@ -44,6 +70,23 @@ func created() order.Created {
 }
 
 // Short constructors for the events tests step most often.
+func cancel(d time.Duration) order.CancelRequested {
+	return order.CancelRequested{At: at(d), Reason: "customer changed their mind"}
+}
+
+// retry re-drives a failed or expired order at d until d + 9 minutes.
+func retry(d time.Duration) order.RetryRequested {
+	return order.RetryRequested{At: at(d), Deadline: at(d + 9*time.Minute)}
+}
+
+func compensated(job int, attempts int, err string, d time.Duration) order.CompensationDone {
+	return order.CompensationDone{At: at(d), JobID: jobIDs[job], Attempts: attempts, Err: err}
+}
+
+func notified(attempts int, err string, d time.Duration) order.NotificationDone {
+	return order.NotificationDone{At: at(d), Attempts: attempts, Err: err}
+}
+
 func accepted(job int, attempt int, d time.Duration) order.CalloutAccepted {
 	return order.CalloutAccepted{At: at(d), JobID: jobIDs[job], Attempt: attempt}
 }
@@ -80,6 +123,14 @@ func eventTime(e order.Event) time.Time {
 		return e.At
 	case order.DeadlinePassed:
 		return e.At
+	case order.CancelRequested:
+		return e.At
+	case order.RetryRequested:
+		return e.At
+	case order.CompensationDone:
+		return e.At
+	case order.NotificationDone:
+		return e.At
 	}
 	panic(fmt.Sprintf("eventTime: unknown event %T", e))
 }
@@ -87,21 +138,37 @@ func eventTime(e order.Event) time.Time {
 // checkStep returns what is wrong with the effects effs of a successful Step
 // of e that took the order from before to after, or "" if nothing is. These
 // are the rules every Step keeps, whatever the event:
-//   - at most one Persist, and it comes first, before any Reply, CallOut,
-//     RetryCallOut, StartTimer or Notify;
+//   - effects come in this order: at most one Persist, at most one Reply,
+//     StartTimer, callouts, Compensate, Deliver, Notify;
 //   - a Persist carries the next version (one more than before), which is
 //     the version of the new state, and the new state's updatedAt is the
 //     event's time; something other than version and updatedAt changed;
 //   - without a Persist, nothing changed at all;
-//   - a Notify comes last, exactly when a running order reaches a terminal
-//     status, and carries that status;
+//   - a Notify comes last, exactly when the order reaches a terminal
+//     status it did not have (from running, or by a retry that completes at
+//     once), and carries that status;
 //   - callouts and timers leave only from a running order, and a callout
-//     names the job's current attempt of a job that is still pending.
+//     names the job's current attempt of a job that is still pending;
+//   - a Compensate leaves only from a finished order, for a job that was
+//     accepted and not completed, has a cancel endpoint and a pending
+//     compensation; a Deliver only for the order's pending notification;
+//     and when any of them (or a Notify) leaves, every pending one does;
+//   - a running order has no compensation or notification pending;
+//   - a finished order changes status only by a retry of a failed or
+//     expired order, to running or (nothing left to call) completed.
 func checkStep(e order.Event, before, after order.Order, effs []order.Effect) string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	persisted, notified := false, 0
+	persisted, notified, replied, rank := false, 0, 0, 0
+	settling := false // a Compensate, Deliver or Notify left
+	compensating := map[string]bool{}
+	delivered := false
 	for i, eff := range effs {
+		if r := effectRank(eff); r < rank {
+			bad("%T at index %d after a later kind of effect", eff, i)
+		} else {
+			rank = r
+		}
 		switch eff := eff.(type) {
 		case order.Persist:
 			if i != 0 {
@@ -116,6 +183,7 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 			}
 		case order.Notify:
 			notified++
+			settling = true
 			if i != len(effs)-1 {
 				bad("Notify at index %d of %d, not last", i, len(effs))
 			}
@@ -133,9 +201,64 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 			if after.Status != order.Running || !eff.At.Equal(after.Deadline) {
 				bad("StartTimer{%v} on a %v order with deadline %v", eff.At, after.Status, after.Deadline)
 			}
+		case order.Compensate:
+			settling = true
+			id := eff.Job.JobID
+			j := after.Job(id)
+			switch {
+			case compensating[id]:
+				bad("job %s compensated twice", id)
+			case !after.Status.Terminal():
+				bad("Compensate of %s from a %v order", id, after.Status)
+			case j == nil:
+				bad("Compensate of unknown job %s", id)
+			case j.Status != order.JobProcessing || j.CancelEndpoint == "":
+				bad("Compensate of %s, which is %v with cancel endpoint %q", id, j.Status, j.CancelEndpoint)
+			case j.Compensation == nil || j.Compensation.Status != order.DeliveryPending:
+				bad("Compensate of %s whose compensation is %+v", id, j.Compensation)
+			case eff.Job != fullRef(j):
+				bad("Compensate with ref %+v for job %+v", eff.Job, *j)
+			}
+			compensating[id] = true
+		case order.Deliver:
+			settling = true
+			switch {
+			case delivered:
+				bad("more than one Deliver")
+			case !after.Status.Terminal():
+				bad("Deliver from a %v order", after.Status)
+			case eff.URL == "" || eff.URL != after.NotifyURL:
+				bad("Deliver{%q} but the order's notifyUrl is %q", eff.URL, after.NotifyURL)
+			case after.Notification == nil || after.Notification.Status != order.DeliveryPending:
+				bad("Deliver but the notification is %+v", after.Notification)
+			}
+			delivered = true
 		case order.Reply:
+			if replied++; replied > 1 {
+				bad("more than one Reply")
+			}
 		default:
 			bad("unknown effect %T", eff)
+		}
+	}
+	if settling {
+		for _, j := range after.Jobs {
+			if c := j.Compensation; c != nil && c.Status == order.DeliveryPending && !compensating[j.JobID] {
+				bad("compensation of %s pending but not sent", j.JobID)
+			}
+		}
+		if n := after.Notification; n != nil && n.Status == order.DeliveryPending && !delivered {
+			bad("notification pending but not delivered")
+		}
+	}
+	if after.Status == order.Running {
+		for _, j := range after.Jobs {
+			if j.Compensation != nil && j.Compensation.Status == order.DeliveryPending {
+				bad("running order with the compensation of %s pending", j.JobID)
+			}
+		}
+		if after.Notification != nil {
+			bad("running order with notification %+v", *after.Notification)
 		}
 	}
 	if len(effs) > 0 && !persisted && stateChanged(before, after) {
@@ -151,7 +274,7 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 	} else if !reflect.DeepEqual(before, after) {
 		bad("no Persist, yet the order changed:\nbefore %+v\nafter  %+v", before, after)
 	}
-	finished := before.Status == order.Running && after.Status.Terminal()
+	finished := after.Status.Terminal() && after.Status != before.Status
 	switch {
 	case finished && notified != 1:
 		bad("order went %v → %v with %d Notify", before.Status, after.Status, notified)
@@ -159,9 +282,37 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 		bad("Notify while order went %v → %v", before.Status, after.Status)
 	}
 	if before.Status.Terminal() && before.Status != 0 && after.Status != before.Status {
-		bad("a finished order changed status %v → %v", before.Status, after.Status)
+		_, isRetry := e.(order.RetryRequested)
+		retryable := before.Status == order.Failed || before.Status == order.Expired
+		if !isRetry || !retryable || (after.Status != order.Running && after.Status != order.Completed) {
+			bad("a finished order changed status %v → %v on %T", before.Status, after.Status, e)
+		}
 	}
 	return strings.Join(problems, "; ")
+}
+
+// effectRank is the place of an effect's kind among the effects of one Step.
+func effectRank(e order.Effect) int {
+	switch e.(type) {
+	case order.Persist:
+		return 0
+	case order.Reply:
+		return 1
+	case order.StartTimer:
+		return 2
+	case order.CallOut, order.RetryCallOut:
+		return 3
+	case order.Compensate:
+		return 4
+	case order.Deliver:
+		return 5
+	}
+	return 6 // Notify, and unknown effects (reported elsewhere)
+}
+
+// fullRef is the JobRef that names job j.
+func fullRef(j *order.Job) order.JobRef {
+	return order.JobRef{JobID: j.JobID, Type: j.Type, Endpoint: j.Endpoint, CancelEndpoint: j.CancelEndpoint, Timeout: j.Timeout}
 }
 
 func checkCall(bad func(string, ...any), after order.Order, ref order.JobRef, attempt int) {
@@ -175,7 +326,7 @@ func checkCall(bad func(string, ...any), after order.Order, ref order.JobRef, at
 		bad("callout of %s which is %v", ref.JobID, j.Status)
 	case attempt != j.Attempts:
 		bad("callout of %s attempt %d, job has %d attempts", ref.JobID, attempt, j.Attempts)
-	case ref != (order.JobRef{JobID: j.JobID, Type: j.Type, Endpoint: j.Endpoint, Timeout: j.Timeout}):
+	case ref != fullRef(j):
 		bad("callout with ref %+v for job %+v", ref, *j)
 	}
 }
@@ -224,8 +375,14 @@ func stepErr(t testing.TB, m *order.Machine, e order.Event, want error) {
 // and then events, each checked by step.
 func machineAfter(t testing.TB, p order.Policy, events ...order.Event) *order.Machine {
 	t.Helper()
+	return machineFrom(t, p, created(), events...)
+}
+
+// machineFrom is machineAfter with another Created event.
+func machineFrom(t testing.TB, p order.Policy, c order.Created, events ...order.Event) *order.Machine {
+	t.Helper()
 	m := order.New(p)
-	step(t, m, created())
+	step(t, m, c)
 	for _, e := range events {
 		step(t, m, e)
 	}

@@ -21,6 +21,8 @@ var (
 	// ErrJobConflict: a callback reports a different final status than the
 	// one the job already has.
 	ErrJobConflict = errors.New("order: job already finished with another status")
+	// ErrNotRetryable: a retry was asked of an order that is not failed or expired.
+	ErrNotRetryable = errors.New("order: only a failed or expired order can be retried")
 )
 
 // Policy is the callout retry policy a Machine applies.
@@ -35,7 +37,8 @@ type Policy struct {
 	BackoffMax time.Duration
 }
 
-func (p Policy) withDefaults() Policy {
+// WithDefaults returns p with its zero fields set to their defaults.
+func (p Policy) WithDefaults() Policy {
 	if p.MaxAttempts < 1 {
 		p.MaxAttempts = 5
 	}
@@ -51,7 +54,7 @@ func (p Policy) withDefaults() Policy {
 // Backoff returns the nominal delay before attempt number next (2, 3, …):
 // BackoffBase doubled for each earlier retry, capped at BackoffMax.
 func (p Policy) Backoff(next int) time.Duration {
-	p = p.withDefaults()
+	p = p.WithDefaults()
 	d := p.BackoffBase
 	for i := 2; i < next && d < p.BackoffMax; i++ {
 		d *= 2
@@ -70,7 +73,7 @@ type Machine struct {
 
 // New returns a Machine that awaits its Created event.
 func New(p Policy) *Machine {
-	return &Machine{policy: p.withDefaults()}
+	return &Machine{policy: p.WithDefaults()}
 }
 
 // Restore returns a Machine holding a snapshot taken by Snapshot (or decoded
@@ -87,7 +90,7 @@ func Restore(o Order, p Policy) (*Machine, error) {
 			return nil, fmt.Errorf("order %s: snapshot has a job without id or status", o.OrderID)
 		}
 	}
-	return &Machine{o: o.Clone(), policy: p.withDefaults()}, nil
+	return &Machine{o: o.Clone(), policy: p.WithDefaults()}, nil
 }
 
 // View returns the machine's current state. The caller must not modify it
@@ -122,6 +125,14 @@ func (m *Machine) Step(e Event) ([]Effect, error) {
 		return m.callback(e)
 	case DeadlinePassed:
 		return m.deadline(e.At)
+	case CancelRequested:
+		return m.cancel(e)
+	case RetryRequested:
+		return m.retry(e)
+	case CompensationDone:
+		return m.compensated(e)
+	case NotificationDone:
+		return m.notified(e)
 	default:
 		return nil, fmt.Errorf("%w: unknown event %T", ErrInvalidEvent, e)
 	}
@@ -146,14 +157,14 @@ func (m *Machine) create(c Created) ([]Effect, error) {
 		}
 		seen[nj.JobID] = true
 		jobs[i] = Job{JobID: nj.JobID, Type: nj.Spec.Type, Endpoint: nj.Spec.Endpoint, Timeout: nj.Spec.Timeout,
-			Status: JobPending, Attempts: 1}
+			CancelEndpoint: nj.Spec.CancelEndpoint, Status: JobPending, Attempts: 1}
 	}
 	params := c.Parameters
 	if len(params) == 0 {
 		params = json.RawMessage("{}")
 	}
 	m.o = Order{Schema: SchemaVersion, OrderID: c.OrderID, Status: Running, Parameters: params, Jobs: jobs,
-		CreatedAt: c.At, UpdatedAt: c.At, Deadline: c.Deadline, Version: 1}
+		CreatedAt: c.At, UpdatedAt: c.At, Deadline: c.Deadline, NotifyURL: c.NotifyURL, IdempotencyKey: c.IdempotencyKey, Version: 1}
 	m.live = true
 	effs := make([]Effect, 0, 3+len(jobs))
 	effs = append(effs, Persist{Version: 1}, Reply{}, StartTimer{At: c.Deadline})
@@ -169,7 +180,7 @@ func (m *Machine) activate(e Activated) ([]Effect, error) {
 	}
 	m.live = true
 	if m.o.Status.Terminal() {
-		return nil, nil
+		return m.unsettled(), nil
 	}
 	if !e.At.Before(m.o.Deadline) {
 		return m.finish(e.At, Expired, &Error{Code: "deadline_exceeded", Message: "the order's deadline passed before every job called back"}, nil), nil
@@ -211,13 +222,20 @@ func (m *Machine) calloutAccepted(e CalloutAccepted) ([]Effect, error) {
 	if j == nil {
 		return nil, fmt.Errorf("%w: %s in order %s", ErrUnknownJob, e.JobID, m.o.OrderID)
 	}
-	if m.o.Status.Terminal() || j.Status != JobPending {
-		return nil, nil // late or duplicate: the job has moved on
+	if j.Status != JobPending {
+		return nil, nil // duplicate: the job has moved on
 	}
 	j.Status = JobProcessing
 	j.RetryAt = nil
 	m.changed(e.At)
-	return []Effect{Persist{Version: m.o.Version}}, nil
+	effs := []Effect{Persist{Version: m.o.Version}}
+	// Accepted after its order failed, expired or was cancelled: the job is
+	// under way at its service, so it is compensated like the others were.
+	if m.o.Status.Terminal() && j.CancelEndpoint != "" && j.Compensation == nil {
+		j.Compensation = &Delivery{Status: DeliveryPending}
+		effs = append(effs, Compensate{Job: ref(j)})
+	}
+	return effs, nil
 }
 
 func (m *Machine) calloutFailed(e CalloutFailed) ([]Effect, error) {
@@ -230,7 +248,7 @@ func (m *Machine) calloutFailed(e CalloutFailed) ([]Effect, error) {
 	if m.o.Status.Terminal() || j.Status != JobPending || e.Attempt != j.Attempts {
 		return nil, nil // stale: an older attempt, or the job has moved on
 	}
-	if e.Retryable && j.Attempts < m.policy.MaxAttempts {
+	if e.Retryable && j.Attempts-max(j.FirstAttempt, 1)+1 < m.policy.MaxAttempts {
 		at := e.At.Add(m.policy.Backoff(j.Attempts + 1))
 		j.Attempts++
 		j.RetryAt = &at
@@ -279,10 +297,10 @@ func (m *Machine) callback(e CallbackReceived) ([]Effect, error) {
 			j.Error = errorJSON("job_failed", "the job service reported failure")
 		}
 		msg := fmt.Sprintf("job %s (%s) reported failure", j.JobID, j.Type)
-		return m.finish(e.At, Failed, &Error{Code: "job_failed", Message: msg}, j), nil
+		return m.finish(e.At, Failed, &Error{Code: "job_failed", Message: msg}, replyTo(j)), nil
 	}
 	if pending, _ := Tally(m.o.Jobs); pending == 0 {
-		return m.finish(e.At, Completed, nil, j), nil
+		return m.finish(e.At, Completed, nil, replyTo(j)), nil
 	}
 	m.changed(e.At)
 	return []Effect{Persist{Version: m.o.Version}, Reply{Outcome: m.outcome(j, false)}}, nil
@@ -295,21 +313,142 @@ func (m *Machine) deadline(at time.Time) ([]Effect, error) {
 	return m.finish(at, Expired, &Error{Code: "deadline_exceeded", Message: "the order's deadline passed before every job called back"}, nil), nil
 }
 
-// finish moves a running order to a terminal status. answered, when not nil,
-// is the job whose callback caused it and gets a Reply.
-func (m *Machine) finish(at time.Time, s Status, oe *Error, answered *Job) []Effect {
+// answer says whom finish replies to: nobody (nil), the request that caused
+// it (job nil), or the callback of job.
+type answer struct{ job *Job }
+
+func replyTo(j *Job) *answer { return &answer{job: j} }
+
+// finish moves a running order to a terminal status. reply, when not nil,
+// answers the request that caused it, after the change. Unless the order completed, every job
+// that was accepted and not completed is compensated; the webhook, if any,
+// is delivered.
+func (m *Machine) finish(at time.Time, s Status, oe *Error, reply *answer) []Effect {
 	m.o.Status = s
 	m.o.Error = oe
 	m.o.CompletedAt = ptr(at)
 	for i := range m.o.Jobs {
-		m.o.Jobs[i].RetryAt = nil
+		j := &m.o.Jobs[i]
+		j.RetryAt = nil
+		if s != Completed && j.Status == JobProcessing && j.CancelEndpoint != "" {
+			j.Compensation = &Delivery{Status: DeliveryPending}
+		}
+	}
+	if m.o.NotifyURL != "" {
+		m.o.Notification = &Delivery{Status: DeliveryPending}
 	}
 	m.changed(at)
 	effs := []Effect{Persist{Version: m.o.Version}}
-	if answered != nil {
-		effs = append(effs, Reply{Outcome: m.outcome(answered, false)})
+	switch {
+	case reply == nil:
+	case reply.job == nil:
+		effs = append(effs, Reply{})
+	default:
+		effs = append(effs, Reply{Outcome: m.outcome(reply.job, false)})
 	}
+	effs = append(effs, m.unsettled()...)
 	return append(effs, Notify{Status: s})
+}
+
+// unsettled returns the Compensate and Deliver effects still due.
+func (m *Machine) unsettled() []Effect {
+	var effs []Effect
+	for i := range m.o.Jobs {
+		if c := m.o.Jobs[i].Compensation; c != nil && c.Status == DeliveryPending {
+			effs = append(effs, Compensate{Job: ref(&m.o.Jobs[i])})
+		}
+	}
+	if n := m.o.Notification; n != nil && n.Status == DeliveryPending {
+		effs = append(effs, Deliver{URL: m.o.NotifyURL})
+	}
+	return effs
+}
+
+// Settled reports whether the order has finished and nothing it started is
+// still under way: no compensation or webhook delivery pending.
+func (m *Machine) Settled() bool {
+	return m.o.Status.Terminal() && len(m.unsettled()) == 0
+}
+
+func (m *Machine) cancel(e CancelRequested) ([]Effect, error) {
+	if m.o.Status.Terminal() {
+		return []Effect{Reply{Err: ErrOrderFinished}}, nil
+	}
+	msg := "cancelled on request"
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return m.finish(e.At, Cancelled, &Error{Code: "cancelled", Message: msg}, replyTo(nil)), nil
+}
+
+func (m *Machine) retry(e RetryRequested) ([]Effect, error) {
+	if m.o.Status != Failed && m.o.Status != Expired {
+		return []Effect{Reply{Err: ErrNotRetryable}}, nil
+	}
+	if !e.Deadline.After(e.At) {
+		return nil, fmt.Errorf("%w: order %s: retry deadline %s is not after %s", ErrInvalidEvent, m.o.OrderID, e.Deadline, e.At)
+	}
+	was := m.o.Status
+	m.o.Status, m.o.Error, m.o.CompletedAt = Running, nil, nil
+	m.o.Deadline = e.Deadline
+	m.o.Notification = nil
+	m.o.Retries++
+	var calls []Effect
+	for i := range m.o.Jobs {
+		j := &m.o.Jobs[i]
+		if j.Status == JobCompleted {
+			continue
+		}
+		if l := j.LateCallback; l != nil && l.Status == JobCompleted {
+			// Its result came after the order had finished: use it now.
+			j.Status, j.Result, j.Error, j.CompletedAt, j.LateCallback = JobCompleted, l.Result, nil, ptr(l.At), nil
+			continue
+		}
+		if j.Status == JobProcessing && was == Failed && j.Compensation == nil && j.LateCallback == nil {
+			continue // still under way at its service (not cancelled): its callback will come
+		}
+		j.Status, j.Result, j.Error, j.CompletedAt, j.RetryAt, j.LateCallback = JobPending, nil, nil, nil, nil, nil
+		j.Attempts++
+		j.FirstAttempt = j.Attempts
+		calls = append(calls, CallOut{Job: ref(j), Attempt: j.Attempts})
+	}
+	if pending, _ := Tally(m.o.Jobs); pending == 0 { // every job had a late success
+		return m.finish(e.At, Completed, nil, replyTo(nil)), nil
+	}
+	m.changed(e.At)
+	effs := make([]Effect, 0, 3+len(calls))
+	effs = append(effs, Persist{Version: m.o.Version}, Reply{}, StartTimer{At: m.o.Deadline})
+	return append(effs, calls...), nil
+}
+
+func (m *Machine) compensated(e CompensationDone) ([]Effect, error) {
+	j := m.o.Job(e.JobID)
+	if j == nil {
+		return nil, fmt.Errorf("%w: %s in order %s", ErrUnknownJob, e.JobID, m.o.OrderID)
+	}
+	if j.Compensation == nil || j.Compensation.Status != DeliveryPending {
+		return nil, nil
+	}
+	j.Compensation = delivered(e.At, e.Attempts, e.Err)
+	m.changed(e.At)
+	return []Effect{Persist{Version: m.o.Version}}, nil
+}
+
+func (m *Machine) notified(e NotificationDone) ([]Effect, error) {
+	if m.o.Notification == nil || m.o.Notification.Status != DeliveryPending {
+		return nil, nil
+	}
+	m.o.Notification = delivered(e.At, e.Attempts, e.Err)
+	m.changed(e.At)
+	return []Effect{Persist{Version: m.o.Version}}, nil
+}
+
+func delivered(at time.Time, attempts int, err string) *Delivery {
+	d := &Delivery{Status: DeliverySucceeded, Attempts: attempts, At: ptr(at), Error: err}
+	if err != "" {
+		d.Status = DeliveryFailed
+	}
+	return d
 }
 
 func (m *Machine) outcome(j *Job, dup bool) Outcome {
@@ -332,7 +471,7 @@ func Tally(jobs []Job) (pending, failed int) {
 }
 
 func ref(j *Job) JobRef {
-	return JobRef{JobID: j.JobID, Type: j.Type, Endpoint: j.Endpoint, Timeout: j.Timeout}
+	return JobRef{JobID: j.JobID, Type: j.Type, Endpoint: j.Endpoint, CancelEndpoint: j.CancelEndpoint, Timeout: j.Timeout}
 }
 
 func ptr(t time.Time) *time.Time { return &t }

@@ -11,12 +11,14 @@ import (
 )
 
 // stepCase is one row of a (state, event) → (effects, next state) table: the
-// state is the order of created() after the before events (restored from its
-// snapshot when restore is set), the event is stepped once, and its effects
-// must equal want exactly; check, when set, looks at the resulting order.
+// state is the order of created() (or of create, when set) after the before
+// events (restored from its snapshot when restore is set), the event is
+// stepped once, and its effects must equal want exactly; check, when set,
+// looks at the resulting order.
 type stepCase struct {
 	name    string
 	policy  order.Policy
+	create  func() order.Created
 	before  []order.Event
 	restore bool
 	event   order.Event
@@ -28,7 +30,11 @@ func runCases(t *testing.T, cases []stepCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m := machineAfter(t, c.policy, c.before...)
+			cr := created()
+			if c.create != nil {
+				cr = c.create()
+			}
+			m := machineFrom(t, c.policy, cr, c.before...)
 			if c.restore {
 				m = restored(t, m, c.policy)
 			}
@@ -178,6 +184,10 @@ func TestStep_eventsBeforeCreatedAreRefused(t *testing.T) {
 		failed(0, 1, true, 0),
 		callback(0, 0),
 		order.DeadlinePassed{At: deadline},
+		cancel(0),
+		retry(0),
+		compensated(0, 1, "", 0),
+		notified(1, "", 0),
 	} {
 		t.Run(reflect.TypeOf(e).Name(), func(t *testing.T) {
 			m := order.New(order.Policy{})
@@ -258,11 +268,13 @@ func TestCallout_acceptedMarksJobProcessing(t *testing.T) {
 		want:   nil,
 		check:  func(t *testing.T, o order.Order) { wantJob(t, o, 1, order.JobCompleted, 1) },
 	}, {
+		// The job service did accept it: the job is under way, even if its
+		// order will not wait for it (and is compensated if it can be).
 		name:   "after the order expired",
 		before: []order.Event{order.DeadlinePassed{At: deadline}},
 		event:  order.CalloutAccepted{At: deadline.Add(time.Second), JobID: jobIDs[0], Attempt: 1},
-		want:   nil,
-		check:  func(t *testing.T, o order.Order) { wantJob(t, o, 0, order.JobPending, 1) },
+		want:   []order.Effect{order.Persist{Version: 3}},
+		check:  func(t *testing.T, o order.Order) { wantJob(t, o, 0, order.JobProcessing, 1) },
 	}})
 }
 

@@ -18,6 +18,10 @@ type JobSpec struct {
 	Endpoint string `json:"endpoint" yaml:"endpoint"`
 	// Timeout is passed to the job service as "timeout" (seconds).
 	Timeout int `json:"timeout" yaml:"timeout"`
+	// CancelEndpoint, when set, is called (POST, same body as the callout)
+	// to compensate a job that was accepted but will not be waited for,
+	// because its order failed, expired or was cancelled. Optional.
+	CancelEndpoint string `json:"cancelEndpoint,omitempty" yaml:"cancelEndpoint"`
 }
 
 // Job is one job of an order as it is stored and shown. It is a plain value:
@@ -27,9 +31,14 @@ type Job struct {
 	Type     string    `json:"type"`
 	Endpoint string    `json:"endpoint"`
 	Timeout  int       `json:"timeout"`
-	Status   JobStatus `json:"status"`
-	// Attempts counts the callouts started for this job.
+	// CancelEndpoint is the job type's compensation endpoint, if it has one.
+	CancelEndpoint string    `json:"cancelEndpoint,omitempty"`
+	Status         JobStatus `json:"status"`
+	// Attempts counts the callouts started for this job, over all drives.
 	Attempts int `json:"attempts"`
+	// FirstAttempt is the attempt that began the current drive (1, or the
+	// first attempt after a retry of the order); omitted when 1.
+	FirstAttempt int `json:"firstAttempt,omitempty"`
 	// Result is what the job service sent with its callback (any JSON).
 	Result json.RawMessage `json:"result"`
 	// Error is why the job failed: the callback's "error" or a callout error.
@@ -41,6 +50,28 @@ type Job struct {
 	// LateCallback records, for audit, a callback that arrived after the
 	// order had already finished (expired, cancelled or failed).
 	LateCallback *LateCallback `json:"lateCallback,omitempty"`
+	// Compensation records the call of the cancel endpoint, when one was made.
+	Compensation *Delivery `json:"compensation,omitempty"`
+}
+
+// DeliveryStatus is the state of a call fanflow makes on its own account:
+// a compensation or a completion webhook.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	DeliveryFailed    DeliveryStatus = "failed"
+)
+
+// Delivery is the outcome of a compensation or webhook call, with retries.
+type Delivery struct {
+	Status   DeliveryStatus `json:"status"`
+	Attempts int            `json:"attempts,omitempty"`
+	// At is when the call succeeded or was given up.
+	At    *time.Time `json:"at,omitempty"`
+	Error string     `json:"error,omitempty"`
 }
 
 // LateCallback is a callback that arrived after its order had finished.
@@ -70,6 +101,14 @@ type Order struct {
 	Deadline    time.Time       `json:"deadline"`
 	CompletedAt *time.Time      `json:"completedAt"`
 	Error       *Error          `json:"error"`
+	// NotifyURL receives the final order JSON when the order finishes.
+	NotifyURL string `json:"notifyUrl,omitempty"`
+	// Notification records the delivery to NotifyURL.
+	Notification *Delivery `json:"notification,omitempty"`
+	// IdempotencyKey is the create request's Idempotency-Key header, if any.
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// Retries counts the re-drives of this order (POST …/retry).
+	Retries int `json:"retries,omitempty"`
 	// Version increases by one with every state change; the store never
 	// replaces a newer version with an older one.
 	Version uint64 `json:"version"`
@@ -98,6 +137,7 @@ func (o *Order) Clone() Order {
 		e := *o.Error
 		c.Error = &e
 	}
+	c.Notification = o.Notification.clone()
 	for i := range c.Jobs {
 		j := &c.Jobs[i]
 		if j.CompletedAt != nil {
@@ -112,6 +152,19 @@ func (o *Order) Clone() Order {
 			l := *j.LateCallback
 			j.LateCallback = &l
 		}
+		j.Compensation = j.Compensation.clone()
 	}
 	return c
+}
+
+func (d *Delivery) clone() *Delivery {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	if d.At != nil {
+		t := *d.At
+		c.At = &t
+	}
+	return &c
 }

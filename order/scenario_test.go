@@ -224,12 +224,13 @@ func TestScenario_rejectedCalloutFailsOrder(t *testing.T) {
 	s.step(created())
 	s.step(accepted(0, 1, time.Second))
 	wantEffects(t, s.step(failed(1, 1, false, time.Second)), []order.Effect{order.Persist{Version: 3}, order.Notify{Status: order.Failed}})
-	// The other callouts' answers, arriving late, change nothing.
-	wantEffects(t, s.step(accepted(2, 1, 2*time.Second)), nil)
+	// A late acceptance is recorded (the job is under way at its service);
+	// a late failure changes nothing.
+	wantEffects(t, s.step(accepted(2, 1, 2*time.Second)), []order.Effect{order.Persist{Version: 4}})
 	wantEffects(t, s.step(failed(2, 1, true, 2*time.Second)), nil)
 	o := s.m.Snapshot()
 	wantFinished(t, o, order.Failed, at(time.Second), "job_failed")
-	wantJob(t, o, 2, order.JobPending, 1)
+	wantJob(t, o, 2, order.JobProcessing, 1)
 	s.checkLog(order.Failed)
 }
 

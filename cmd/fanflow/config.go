@@ -36,6 +36,10 @@ type Config struct {
 	CallbackSecret string `yaml:"callbackSecret"`
 	// InsecureCallbacks turns callback token checks off (default false).
 	InsecureCallbacks bool `yaml:"insecureCallbacks"`
+	// AdminToken protects list, cancel and retry with a bearer token (default none).
+	AdminToken string `yaml:"adminToken"`
+	// NotifyURL receives every finished order without a notifyUrl of its own (default none).
+	NotifyURL string `yaml:"notifyUrl"`
 	// CalloutTimeout bounds one callout attempt (default 5s).
 	CalloutTimeout time.Duration `yaml:"calloutTimeout"`
 	// CalloutAttempts is the number of callout attempts per job (default 5).
@@ -86,6 +90,8 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.BodyLimit, "body-limit", c.BodyLimit, "largest request body, bytes")
 	fs.StringVar(&c.CallbackSecret, "callback-secret", c.CallbackSecret, "secret that signs callback tokens (default: random per process)")
 	fs.BoolVar(&c.InsecureCallbacks, "insecure-callbacks", c.InsecureCallbacks, "accept callbacks without a valid token")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token required by list, cancel and retry (default: none required)")
+	fs.StringVar(&c.NotifyURL, "notify-url", c.NotifyURL, "completion webhook for orders without a notifyUrl of their own")
 	fs.DurationVar(&c.CalloutTimeout, "callout-timeout", c.CalloutTimeout, "timeout of one callout attempt")
 	fs.IntVar(&c.CalloutAttempts, "callout-attempts", c.CalloutAttempts, "callout attempts per job before it fails")
 	fs.DurationVar(&c.CalloutBackoff, "callout-backoff", c.CalloutBackoff, "delay before the first callout retry (doubles per retry)")

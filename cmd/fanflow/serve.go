@@ -98,6 +98,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Retention:       cfg.Retention,
 		CalloutTimeout:  cfg.CalloutTimeout,
 		Tokens:          tokens,
+		Poster:          caller,
+		NotifyURL:       cfg.NotifyURL,
 		Logger:          log,
 	}, nil)
 	if err != nil {
@@ -116,9 +118,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	var recovered atomic.Bool
 	api := httpapi.New(client, httpapi.Config{
-		BodyLimit: cfg.BodyLimit,
-		Extra:     extra,
-		Logger:    log,
+		BodyLimit:  cfg.BodyLimit,
+		AdminToken: cfg.AdminToken,
+		Extra:      extra,
+		Logger:     log,
 		Ready: func(ctx context.Context) error {
 			if !recovered.Load() {
 				return errors.New("recovering running orders from the store")
