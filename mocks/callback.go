@@ -136,6 +136,9 @@ func (s *Server) send(d *delivery) (status int, retryAfter time.Duration, err er
 	if err := s.client.Do(req, resp); err != nil {
 		return 0, 0, &sendError{url: s.cfg.CallbackURL, err: err}
 	}
+	if hook := s.cfg.OnCallbackAnswered; hook != nil {
+		hook(d.orderID, d.jobID, resp.StatusCode(), resp.Body())
+	}
 	if secs, err := strconv.Atoi(string(resp.Header.Peek(fasthttp.HeaderRetryAfter))); err == nil && secs > 0 {
 		retryAfter = time.Duration(secs) * time.Second
 	}

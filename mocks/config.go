@@ -70,6 +70,18 @@ type Config struct {
 	// CallbackDial, if set, opens the connections callbacks are sent over
 	// (tests pass an in-memory listener's Dial). Default: TCP.
 	CallbackDial fasthttp.DialFunc
+
+	// OnCallbackAnswered, if set, is called after every callback attempt
+	// that got an HTTP answer, whatever its status (a 503 that will be
+	// retried is reported, and so is the retry's answer), with the order
+	// and job ids of the delivery, the answer's status and its body. It is
+	// not called for attempts that failed in transport (no answer). It runs
+	// on the goroutine that sent the callback, before the next attempt is
+	// armed, so it must be quick and safe for concurrent use. body is valid
+	// only during the call: copy what you keep. A load generator uses it to
+	// see an order complete (fanflow answers "orderStatus":"completed").
+	// Default: nil, and then nothing is called or copied.
+	OnCallbackAnswered func(orderID, jobID string, status int, body []byte)
 }
 
 // setDefaults fills zero fields with their documented defaults.

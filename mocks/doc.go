@@ -19,6 +19,10 @@
 // Fault injection (Config.CalloutFailRate, DuplicateRate, DropRate,
 // FailedRate, Jitter) is drawn from one random source seeded by Config.Seed.
 //
+// Config.OnCallbackAnswered, when set, sees the answer to every callback
+// attempt (status and body), so a load generator can tell when fanflow
+// reports an order completed.
+//
 // Waiting is done with time.AfterFunc, so a pending callback costs a timer
 // and its body, not a goroutine; tens of thousands may wait at once.
 //

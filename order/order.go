@@ -27,10 +27,10 @@ type JobSpec struct {
 // Job is one job of an order as it is stored and shown. It is a plain value:
 // the Machine that owns it is its only writer.
 type Job struct {
-	JobID    string    `json:"jobId"`
-	Type     string    `json:"type"`
-	Endpoint string    `json:"endpoint"`
-	Timeout  int       `json:"timeout"`
+	JobID    string `json:"jobId"`
+	Type     string `json:"type"`
+	Endpoint string `json:"endpoint"`
+	Timeout  int    `json:"timeout"`
 	// CancelEndpoint is the job type's compensation endpoint, if it has one.
 	CancelEndpoint string    `json:"cancelEndpoint,omitempty"`
 	Status         JobStatus `json:"status"`
