@@ -22,8 +22,13 @@ import (
 // Observer is told what the actors do, for metrics. Implementations are safe
 // for concurrent use. Nil means no observer.
 type Observer interface {
-	OrderFinished(s order.Status)
+	// OrderStarted: an order began running in memory (created, activated or retried).
+	OrderStarted()
+	// OrderFinished: a running order reached s, age after its creation.
+	OrderFinished(s order.Status, age time.Duration)
+	// SnapshotStored: one snapshot became durable.
 	SnapshotStored()
+	// CalloutDone: one callout attempt ended, accepted or not.
 	CalloutDone(accepted bool)
 }
 
@@ -37,9 +42,15 @@ type runtime struct {
 
 type observer struct{ o Observer }
 
-func (o observer) finished(s order.Status) {
+func (o observer) started() {
 	if o.o != nil {
-		o.o.OrderFinished(s)
+		o.o.OrderStarted()
+	}
+}
+
+func (o observer) finished(s order.Status, age time.Duration) {
+	if o.o != nil {
+		o.o.OrderFinished(s, age)
 	}
 }
 

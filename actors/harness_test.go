@@ -59,7 +59,9 @@ func newObserver() *observer {
 	return &observer{finished: map[order.Status]int{}, done: make(chan order.Status, 10000)}
 }
 
-func (o *observer) OrderFinished(s order.Status) {
+func (o *observer) OrderStarted() {}
+
+func (o *observer) OrderFinished(s order.Status, _ time.Duration) {
 	o.mu.Lock()
 	o.finished[s]++
 	o.mu.Unlock()

@@ -195,6 +195,9 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.P
 		case order.RetryCallOut:
 			ctx.Send(a.child(ctx, e.Job), callOut{attempt: e.Attempt, at: e.At})
 		case order.StartTimer:
+			if a.timer == nil {
+				a.rt.metrics.started() // a running order arms its deadline once per start
+			}
 			a.arm(ctx, e.At)
 		case order.Compensate:
 			ctx.Send(a.child(ctx, e.Job), compensate{})
@@ -370,7 +373,8 @@ func (a *orderActor) finished(ctx actor.Context, s order.Status) {
 		ctx.Send(pid, finish{})
 		delete(a.children, id)
 	}
-	a.rt.metrics.finished(s)
+	v := a.m.View()
+	a.rt.metrics.finished(s, v.UpdatedAt.Sub(v.CreatedAt))
 	if s == order.Completed {
 		a.rt.log.Info("All BatchJob Completed!!", "orderId", a.id)
 		return

@@ -70,6 +70,7 @@ func toAPIError(err error) *apiError {
 // writeError answers with the error JSON of DESIGN §3.
 func writeError(ctx *fasthttp.RequestCtx, err error) {
 	ae := toAPIError(err)
+	ctx.SetUserValue(outcomeKey, ae.Code)
 	if ae.Status == fasthttp.StatusServiceUnavailable {
 		ctx.Response.Header.Set("Retry-After", retryAfter)
 	}
@@ -83,6 +84,9 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	if status < 300 && ctx.UserValue(outcomeKey) == nil {
+		ctx.SetUserValue(outcomeKey, "ok")
+	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(body)

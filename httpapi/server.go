@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -46,6 +47,10 @@ type Config struct {
 	// Extra, when set, is offered every request the API does not route and
 	// returns whether it served it (the built-in mock job services use it).
 	Extra func(ctx *fasthttp.RequestCtx) bool
+	// Metrics, when set, writes the Prometheus exposition served at GET /metrics.
+	Metrics MetricsWriter
+	// Observer, when set, is told how each request was answered.
+	Observer Observer
 	// AdminToken, when set, must be presented as "Authorization: Bearer …"
 	// on the admin endpoints: list, cancel and retry (default none).
 	AdminToken string
@@ -69,6 +74,21 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// MetricsWriter writes metrics in the Prometheus text format.
+type MetricsWriter interface {
+	ContentType() string
+	WriteTo(w io.Writer) (int64, error)
+}
+
+// Observer is told how requests were answered, for metrics. Implementations
+// are safe for concurrent use.
+type Observer interface {
+	// Answered reports one answered request: its route (create, callback,
+	// get, list, cancel, retry) and its outcome (the error code, "ok", or for
+	// callbacks "duplicate").
+	Answered(route, outcome string)
 }
 
 // Server serves the API. It is safe for concurrent use once built.
@@ -118,51 +138,76 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	writeError(ctx, badRequest("bad_request", "", "cannot read request: %v", err))
 }
 
+// outcomeKey is the user value under which a handler leaves its outcome
+// for the Observer: an error code, "ok" or "duplicate".
+const outcomeKey = "fanflow.outcome"
+
+func setOutcome(ctx *fasthttp.RequestCtx, outcome string) { ctx.SetUserValue(outcomeKey, outcome) }
+
 // Handle routes one request.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
+	route := s.route(ctx)
+	if route != "" && s.cfg.Observer != nil {
+		outcome, _ := ctx.UserValue(outcomeKey).(string)
+		s.cfg.Observer.Answered(route, outcome)
+	}
+}
+
+// route serves one request and returns the name of its route for the
+// Observer ("" for health, metrics and other paths).
+func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	path := string(ctx.Path())
 	switch {
 	case path == ordersPath:
 		switch string(ctx.Method()) {
 		case fasthttp.MethodGet:
 			s.admin(ctx, s.list)
+			return "list"
 		case fasthttp.MethodPost:
 			s.create(ctx)
+			return "create"
 		default:
 			notAllowed(ctx, "GET, POST")
 		}
 	case path == resultsPath:
 		s.only(ctx, fasthttp.MethodPost, s.callback)
+		return "callback"
 	case strings.HasPrefix(path, ordersPrefix) && len(path) > len(ordersPrefix):
-		s.orderRoute(ctx, path[len(ordersPrefix):])
+		return s.orderRoute(ctx, path[len(ordersPrefix):])
 	case path == "/healthz":
 		s.only(ctx, fasthttp.MethodGet, func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, []byte(`{"status":"ok"}`)) })
 	case path == "/readyz":
 		s.only(ctx, fasthttp.MethodGet, s.ready)
+	case path == "/metrics" && s.cfg.Metrics != nil:
+		s.only(ctx, fasthttp.MethodGet, s.metrics)
+	case path == "/openapi.json":
+		s.only(ctx, fasthttp.MethodGet, serveOpenAPI)
 	default:
 		if s.cfg.Extra != nil && s.cfg.Extra(ctx) {
-			return
+			return ""
 		}
 		writeError(ctx, &apiError{Status: fasthttp.StatusNotFound, Code: "route_not_found", Message: "no route for " + path})
 	}
+	return ""
 }
 
-// orderRoute serves /v1/parallelCallbacks/{id}[/cancel|/retry].
-func (s *Server) orderRoute(ctx *fasthttp.RequestCtx, rest string) {
+// orderRoute serves /v1/parallelCallbacks/{id}[/cancel|/retry] and returns the route's name.
+func (s *Server) orderRoute(ctx *fasthttp.RequestCtx, rest string) string {
 	id, action, _ := strings.Cut(rest, "/")
 	switch {
 	case id == "" || strings.Contains(action, "/"):
 	case action == "":
 		s.only(ctx, fasthttp.MethodGet, func(ctx *fasthttp.RequestCtx) { s.get(ctx, id) })
-		return
+		return "get"
 	case action == "cancel":
 		s.only(ctx, fasthttp.MethodPost, func(ctx *fasthttp.RequestCtx) { s.admin(ctx, func(ctx *fasthttp.RequestCtx) { s.cancel(ctx, id) }) })
-		return
+		return "cancel"
 	case action == "retry":
 		s.only(ctx, fasthttp.MethodPost, func(ctx *fasthttp.RequestCtx) { s.admin(ctx, func(ctx *fasthttp.RequestCtx) { s.retry(ctx, id) }) })
-		return
+		return "retry"
 	}
 	writeError(ctx, &apiError{Status: fasthttp.StatusNotFound, Code: "route_not_found", Message: "no route for " + string(ctx.Path())})
+	return ""
 }
 
 // admin runs h if the request carries the admin token, or none is configured.
@@ -321,6 +366,9 @@ func (s *Server) callback(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, "callback", err)
 		return
 	}
+	if out.Duplicate {
+		setOutcome(ctx, "duplicate")
+	}
 	writeJSON(ctx, fasthttp.StatusOK, body)
 }
 
@@ -350,4 +398,11 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, op string, err error, attrs ...a
 		s.cfg.Logger.Warn(op+" failed", append(attrs, "status", ae.Status, "err", err)...)
 	}
 	writeError(ctx, err)
+}
+
+func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType(s.cfg.Metrics.ContentType())
+	if _, err := s.cfg.Metrics.WriteTo(ctx); err != nil {
+		s.fail(ctx, "metrics", err)
+	}
 }

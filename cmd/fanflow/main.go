@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), mockCmd(), inspectCmd())
+	root.AddCommand(serveCmd(), mockCmd(), inspectCmd(), benchCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "fanflow:", err)
 		os.Exit(1)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fanflow/fanflow/actors"
 	"github.com/fanflow/fanflow/httpapi"
+	"github.com/fanflow/fanflow/metrics"
 	"github.com/fanflow/fanflow/mocks"
 	"github.com/fanflow/fanflow/order"
 	"github.com/fanflow/fanflow/persistence"
@@ -58,6 +59,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer store.Close()
 	go expireLoop(ctx, store, time.Minute, log)
+	meter := metrics.New()
 	committer := persistence.NewCommitter(store, persistence.CommitOptions{})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -101,7 +103,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Poster:          caller,
 		NotifyURL:       cfg.NotifyURL,
 		Logger:          log,
-	}, nil)
+	}, meter)
 	if err != nil {
 		return err
 	}
@@ -120,6 +122,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	api := httpapi.New(client, httpapi.Config{
 		BodyLimit:  cfg.BodyLimit,
 		AdminToken: cfg.AdminToken,
+		Metrics:    meter,
+		Observer:   meter,
 		Extra:      extra,
 		Logger:     log,
 		Ready: func(ctx context.Context) error {
