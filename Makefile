@@ -4,8 +4,10 @@ BIN         := bin/fanflow
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Arguments for `make run`, e.g. make run ARGS="--time-scale 0"
 ARGS        ?=
+# Extra arguments for both runs of `make bench`, e.g. BENCH_ARGS="--orders 20000"
+BENCH_ARGS  ?=
 
-.PHONY: build run test test-short lint bench fuzz clean
+.PHONY: build run test test-short lint bench bench-micro fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fanflow
@@ -25,7 +27,14 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench:
+## bench: the standard workload (bench/README.md) on Redis, then on the embedded
+## store, each with the bare-HTTP ceiling; the reports go to bench/results/*.json
+bench: build
+	./$(BIN) bench --store redis --ceiling --json bench/results/redis.json $(BENCH_ARGS)
+	./$(BIN) bench --store embedded --ceiling --json bench/results/embedded.json $(BENCH_ARGS)
+
+## bench-micro: the Go micro-benchmarks of every package
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

@@ -33,6 +33,9 @@ and peak RSS. The defaults are the standard workload; see bench/README.md.`,
 				return err
 			}
 			cfg.Logger = log
+			if cfg.Warmup == 0 && cmd.Flags().Changed("warmup") {
+				cfg.Warmup = -1 // bench.Config's "none"; its 0 is the default
+			}
 			if !quiet {
 				cfg.Progress = os.Stderr
 				cfg.ProgressInline = isTerminal(os.Stderr)
@@ -74,7 +77,7 @@ and peak RSS. The defaults are the standard workload; see bench/README.md.`,
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "loopback Redis for --store redis (default: start a redis-server of its own)")
 	fs.StringVar(&cfg.RedisServer, "redis-server", bench.DefaultRedisServer, "redis-server binary to start")
 	fs.IntVar(&cfg.Orders, "orders", bench.DefaultOrders, "measured orders")
-	fs.IntVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "warm-up orders, run to completion before the measured ones (-1 for none)")
+	fs.IntVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "warm-up orders, run to completion before the measured ones (0 for none)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "orders in flight (closed loop); with --rate, the most in flight")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "start orders at this many per second (open loop) instead of a closed loop")
 	fs.DurationVar(&cfg.CallbackDelay, "callback-delay", 0, "delay before the slowest job (30 s timeout) calls back; the others in proportion (0 = at once)")
