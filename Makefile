@@ -21,6 +21,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz FuzzOrderInterleaving -fuzztime 10s ./order/
+	$(GO) test -run '^$$' -fuzz FuzzOrderLifecycle -fuzztime 10s ./order/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -152,7 +152,9 @@ func eventTime(e order.Event) time.Time {
 //   - a Compensate leaves only from a finished order, for a job that was
 //     accepted and not completed, has a cancel endpoint and a pending
 //     compensation; a Deliver only for the order's pending notification;
-//     and when any of them (or a Notify) leaves, every pending one does;
+//   - a compensation or notification is sent in the Step in which it
+//     becomes pending (a Notify starts a new notification), and sent again
+//     only by Activated, which then sends every one still pending;
 //   - a running order has no compensation or notification pending;
 //   - a finished order changes status only by a retry of a failed or
 //     expired order, to running or (nothing left to call) completed.
@@ -160,7 +162,7 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	persisted, notified, replied, rank := false, 0, 0, 0
-	settling := false // a Compensate, Deliver or Notify left
+	settling := false // a Compensate or Deliver left
 	compensating := map[string]bool{}
 	delivered := false
 	for i, eff := range effs {
@@ -183,7 +185,6 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 			}
 		case order.Notify:
 			notified++
-			settling = true
 			if i != len(effs)-1 {
 				bad("Notify at index %d of %d, not last", i, len(effs))
 			}
@@ -241,19 +242,28 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 			bad("unknown effect %T", eff)
 		}
 	}
-	if settling {
-		for _, j := range after.Jobs {
-			if c := j.Compensation; c != nil && c.Status == order.DeliveryPending && !compensating[j.JobID] {
-				bad("compensation of %s pending but not sent", j.JobID)
-			}
+	_, activated := e.(order.Activated)
+	resent := activated && settling // Activated sends again what is pending
+	for _, j := range after.Jobs {
+		was := before.Job(j.JobID)
+		wasPending := was != nil && isPending(was.Compensation)
+		switch {
+		case isPending(j.Compensation) && !compensating[j.JobID] && (!wasPending || resent):
+			bad("compensation of %s pending but not sent", j.JobID)
+		case compensating[j.JobID] && wasPending && !activated:
+			bad("compensation of %s sent again on %T", j.JobID, e)
 		}
-		if n := after.Notification; n != nil && n.Status == order.DeliveryPending && !delivered {
-			bad("notification pending but not delivered")
-		}
+	}
+	// A Notify starts a new notification (a retry drops the last one).
+	switch {
+	case isPending(after.Notification) && !delivered && (!isPending(before.Notification) || resent || notified > 0):
+		bad("notification pending but not delivered")
+	case delivered && isPending(before.Notification) && !activated && notified == 0:
+		bad("notification delivered again on %T", e)
 	}
 	if after.Status == order.Running {
 		for _, j := range after.Jobs {
-			if j.Compensation != nil && j.Compensation.Status == order.DeliveryPending {
+			if isPending(j.Compensation) {
 				bad("running order with the compensation of %s pending", j.JobID)
 			}
 		}
@@ -290,6 +300,9 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 	}
 	return strings.Join(problems, "; ")
 }
+
+// isPending reports whether d is a compensation or notification under way.
+func isPending(d *order.Delivery) bool { return d != nil && d.Status == order.DeliveryPending }
 
 // effectRank is the place of an effect's kind among the effects of one Step.
 func effectRank(e order.Effect) int {

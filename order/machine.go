@@ -367,7 +367,7 @@ func (m *Machine) unsettled() []Effect {
 // Settled reports whether the order has finished and nothing it started is
 // still under way: no compensation or webhook delivery pending.
 func (m *Machine) Settled() bool {
-	return m.o.Status.Terminal() && len(m.unsettled()) == 0
+	return m.o.Status != 0 && m.o.Status.Terminal() && len(m.unsettled()) == 0
 }
 
 func (m *Machine) cancel(e CancelRequested) ([]Effect, error) {
@@ -399,15 +399,23 @@ func (m *Machine) retry(e RetryRequested) ([]Effect, error) {
 		if j.Status == JobCompleted {
 			continue
 		}
+		if j.Status == JobProcessing && was == Failed && j.Compensation == nil && j.LateCallback == nil {
+			continue // still under way at its service (not cancelled): its callback will come
+		}
+		if c := j.Compensation; c != nil && c.Status == DeliveryPending {
+			// Like the webhook above, a compensation still under way belongs
+			// to the finished drive and is no longer awaited; left pending, it
+			// would be sent again when this drive ends, even if it completes.
+			j.Compensation = nil
+		}
 		if l := j.LateCallback; l != nil && l.Status == JobCompleted {
 			// Its result came after the order had finished: use it now.
 			j.Status, j.Result, j.Error, j.CompletedAt, j.LateCallback = JobCompleted, l.Result, nil, ptr(l.At), nil
 			continue
 		}
-		if j.Status == JobProcessing && was == Failed && j.Compensation == nil && j.LateCallback == nil {
-			continue // still under way at its service (not cancelled): its callback will come
-		}
-		j.Status, j.Result, j.Error, j.CompletedAt, j.RetryAt, j.LateCallback = JobPending, nil, nil, nil, nil, nil
+		// Called out again, it keeps nothing of the last drive: a compensation
+		// on record would read as one of this drive (see calloutAccepted).
+		j.Status, j.Result, j.Error, j.CompletedAt, j.RetryAt, j.LateCallback, j.Compensation = JobPending, nil, nil, nil, nil, nil, nil
 		j.Attempts++
 		j.FirstAttempt = j.Attempts
 		calls = append(calls, CallOut{Job: ref(j), Attempt: j.Attempts})

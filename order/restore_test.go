@@ -11,27 +11,66 @@ import (
 	"github.com/fanflow/fanflow/order"
 )
 
-// states are event sequences, stepped after created(), that leave an order
-// in the states Restore must reproduce. Their times are before 5 minutes.
+// states are event sequences, stepped after created() (or create, when
+// set), that leave an order in the states Restore must reproduce.
 var states = []struct {
 	name   string
 	events []order.Event
+	create func() order.Created
 }{
-	{"created", nil},
-	{"one accepted", []order.Event{accepted(0, 1, time.Second)}},
-	{"retry pending", []order.Event{accepted(0, 1, time.Second), failed(1, 1, true, 2*time.Second)}},
-	{"all accepted", []order.Event{accepted(0, 1, 1), accepted(1, 1, 2), accepted(2, 1, 3)}},
-	{"one called back", []order.Event{accepted(0, 1, 1), accepted(1, 1, 2), accepted(2, 1, 3), callback(2, time.Minute)}},
-	{"completed", []order.Event{callback(0, 1), callback(1, 2), callback(2, 3)}},
-	{"failed by callback", []order.Event{accepted(0, 1, 1), callbackFailed(1, time.Minute)}},
-	{"failed by callout", []order.Event{failed(2, 1, true, 1), failed(2, 2, false, time.Minute)}},
-	{"expired", []order.Event{accepted(0, 1, 1), order.DeadlinePassed{At: deadline}}},
-	{"late callback recorded", []order.Event{accepted(0, 1, 1), order.DeadlinePassed{At: deadline}, callback(1, deadline.Sub(t0)+time.Minute)}},
+	{"created", nil, nil},
+	{"one accepted", []order.Event{accepted(0, 1, time.Second)}, nil},
+	{"retry pending", []order.Event{accepted(0, 1, time.Second), failed(1, 1, true, 2*time.Second)}, nil},
+	{"all accepted", []order.Event{accepted(0, 1, 1), accepted(1, 1, 2), accepted(2, 1, 3)}, nil},
+	{"one called back", []order.Event{accepted(0, 1, 1), accepted(1, 1, 2), accepted(2, 1, 3), callback(2, time.Minute)}, nil},
+	{"completed", []order.Event{callback(0, 1), callback(1, 2), callback(2, 3)}, nil},
+	{"failed by callback", []order.Event{accepted(0, 1, 1), callbackFailed(1, time.Minute)}, nil},
+	{"failed by callout", []order.Event{failed(2, 1, true, 1), failed(2, 2, false, time.Minute)}, nil},
+	{"expired", []order.Event{accepted(0, 1, 1), order.DeadlinePassed{At: deadline}}, nil},
+	{"late callback recorded", []order.Event{accepted(0, 1, 1), order.DeadlinePassed{At: deadline}, callback(1, deadline.Sub(t0)+time.Minute)}, nil},
+	{"cancelled, compensation pending", []order.Event{accepted(0, 1, 1), accepted(2, 1, 2), cancel(time.Minute)}, compensable},
+	{"cancelled and settled", []order.Event{accepted(0, 1, 1), accepted(1, 1, 2), cancel(time.Minute),
+		compensated(0, 2, "", 2*time.Minute), compensated(1, 5, "410 Gone", 2*time.Minute+time.Second), notified(1, "", 2*time.Minute+2*time.Second)}, compensable},
+	{"accepted after cancel", []order.Event{cancel(time.Minute), accepted(1, 1, 2*time.Minute)}, compensable},
+	{"retried", []order.Event{accepted(0, 1, 1), failed(1, 1, false, 2), compensated(0, 1, "", time.Minute),
+		notified(3, "503", time.Minute), retry(2 * time.Minute)}, compensable},
+	{"retried, waiting for a job", []order.Event{accepted(2, 1, 1), failed(1, 1, false, 2), retry(time.Minute),
+		accepted(0, 2, 2*time.Minute), accepted(1, 2, 2*time.Minute)}, compensable},
+	{"retried and completed at once", []order.Event{callback(0, 1), callback(1, 2), order.DeadlinePassed{At: deadline},
+		callback(2, deadline.Sub(t0)+time.Minute), retry(deadline.Sub(t0) + 2*time.Minute)}, compensable},
+}
+
+// stateMachine returns a Machine that has stepped the Created of a state
+// (created() when create is nil) and then its events.
+func stateMachine(t testing.TB, create func() order.Created, events []order.Event) *order.Machine {
+	t.Helper()
+	c := created()
+	if create != nil {
+		c = create()
+	}
+	return machineFrom(t, order.Policy{}, c, events...)
+}
+
+// unsettledEffects are the effects Activated sends again for a restored
+// finished order o: a Compensate for each pending compensation, then a
+// Deliver for a pending notification.
+func unsettledEffects(o order.Order) []order.Effect {
+	var effs []order.Effect
+	for i := range o.Jobs {
+		if isPending(o.Jobs[i].Compensation) {
+			effs = append(effs, order.Compensate{Job: fullRef(&o.Jobs[i])})
+		}
+	}
+	if isPending(o.Notification) {
+		effs = append(effs, order.Deliver{URL: o.NotifyURL})
+	}
+	return effs
 }
 
 // continuation is what happens next to every state: fresh, stale and
-// duplicate callout results, callbacks, an early and a due timer, and
-// callbacks after the end. No event names an unknown job.
+// duplicate callout results, callbacks, an early and a due timer, callbacks
+// after the end, then compensations and webhook outcomes, a retry, a cancel
+// and a late acceptance. No event names an unknown job.
 var continuation = []order.Event{
 	accepted(0, 1, 5*time.Minute),
 	failed(1, 1, true, 5*time.Minute),
@@ -47,6 +86,16 @@ var continuation = []order.Event{
 	order.DeadlinePassed{At: deadline},
 	callbackFailed(2, 10*time.Minute),
 	callback(1, 11*time.Minute),
+	compensated(0, 2, "", 12*time.Minute),
+	compensated(1, 1, "410 Gone", 12*time.Minute+time.Second),
+	notified(3, "", 12*time.Minute+2*time.Second),
+	retry(13 * time.Minute),
+	accepted(1, 1, 13*time.Minute+time.Second),
+	cancel(14 * time.Minute),
+	accepted(0, 1, 14*time.Minute+time.Second),
+	compensated(0, 1, "", 15*time.Minute),
+	compensated(1, 1, "", 15*time.Minute),
+	notified(1, "", 15*time.Minute+time.Second),
 }
 
 // jsonRoundTrip encodes o as the store would and decodes it again.
@@ -87,11 +136,17 @@ func normalize(o order.Order) order.Order {
 	c := o.Clone()
 	c.CreatedAt, c.UpdatedAt, c.Deadline = c.CreatedAt.UTC(), c.UpdatedAt.UTC(), c.Deadline.UTC()
 	c.CompletedAt = utc(c.CompletedAt)
+	if c.Notification != nil {
+		c.Notification.At = utc(c.Notification.At)
+	}
 	c.Parameters = raw(c.Parameters)
 	for i := range c.Jobs {
 		j := &c.Jobs[i]
 		j.Result, j.Error = raw(j.Result), raw(j.Error)
 		j.CompletedAt, j.RetryAt = utc(j.CompletedAt), utc(j.RetryAt)
+		if j.Compensation != nil {
+			j.Compensation.At = utc(j.Compensation.At)
+		}
 		if j.LateCallback != nil {
 			j.LateCallback.At = j.LateCallback.At.UTC()
 			j.LateCallback.Result, j.LateCallback.Error = raw(j.LateCallback.Result), raw(j.LateCallback.Error)
@@ -125,7 +180,7 @@ func TestRestore_behavesLikeOriginal(t *testing.T) {
 		// original does not; TestActivated_resendsUnacknowledgedCallouts
 		// covers that. Elsewhere, Activated must change nothing.
 		activations := []bool{false, true}
-		if pendingJobs(machineAfter(t, order.Policy{}, st.events...).Snapshot()) {
+		if pendingJobs(stateMachine(t, st.create, st.events).Snapshot()) {
 			activations = activations[:1]
 		}
 		for how, through := range restores {
@@ -135,16 +190,18 @@ func TestRestore_behavesLikeOriginal(t *testing.T) {
 					name += "/activated"
 				}
 				t.Run(name, func(t *testing.T) {
-					m := machineAfter(t, order.Policy{}, st.events...)
+					m := stateMachine(t, st.create, st.events)
 					r, err := order.Restore(through(t, m.Snapshot()), order.Policy{})
 					if err != nil {
 						t.Fatalf("Restore: %v", err)
 					}
 					if activate {
+						// A running order re-arms its timer; a finished one
+						// sends again what it still awaits.
 						effs := step(t, r, order.Activated{At: at(4 * time.Minute)})
-						var want []order.Effect
+						want := unsettledEffects(m.Snapshot())
 						if m.Status() == order.Running {
-							want = []order.Effect{order.StartTimer{At: deadline}}
+							want = []order.Effect{order.StartTimer{At: m.View().Deadline}}
 						}
 						wantEffects(t, effs, want)
 					}
@@ -170,7 +227,7 @@ func TestRestore_jsonRoundTripEqualsSnapshot(t *testing.T) {
 	tokyo := time.FixedZone("JST", 9*60*60)
 	for _, st := range states {
 		t.Run(st.name, func(t *testing.T) {
-			m := machineAfter(t, order.Policy{}, st.events...)
+			m := stateMachine(t, st.create, st.events)
 			snap := m.Snapshot()
 			r, err := order.Restore(jsonRoundTrip(t, snap), order.Policy{})
 			if err != nil {
@@ -223,6 +280,44 @@ func TestOrder_jsonShape(t *testing.T) {
 	}
 }
 
+func TestOrder_jsonShapeOfLifecycleFields(t *testing.T) {
+	// A failed order, compensated and notified, retried (job-c, accepted and
+	// with no cancel endpoint, keeps waiting), then cancelled with job-a
+	// under way again, whose compensation is given up.
+	m := machineFrom(t, order.Policy{}, compensable(), accepted(0, 1, time.Second), accepted(2, 1, time.Second),
+		failed(1, 1, false, 2*time.Second), compensated(0, 2, "", 3*time.Second), notified(1, "", 4*time.Second),
+		retry(time.Minute), accepted(0, 2, 61*time.Second), cancel(2*time.Minute), compensated(0, 1, "410 Gone", 3*time.Minute))
+	b, err := json.Marshal(m.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"schema":1,"orderId":"order-1","status":"cancelled","parameters":{"customer":"c-42"},"jobs":[` +
+		`{"jobId":"job-a","type":"BatchJobA","endpoint":"/v1/batchJobA","timeout":30,"cancelEndpoint":"/v1/batchJobA/cancel","status":"processing","attempts":2,"firstAttempt":2,"result":null,"error":null,"completedAt":null,` +
+		`"compensation":{"status":"failed","attempts":1,"at":"2025-03-14T09:29:53Z","error":"410 Gone"}},` +
+		`{"jobId":"job-b","type":"BatchJobB","endpoint":"/v1/batchJobB","timeout":20,"cancelEndpoint":"/v1/batchJobB/cancel","status":"pending","attempts":2,"firstAttempt":2,"result":null,"error":null,"completedAt":null},` +
+		`{"jobId":"job-c","type":"BatchJobC","endpoint":"/v1/batchJobC","timeout":10,"status":"processing","attempts":1,"result":null,"error":null,"completedAt":null}],` +
+		`"createdAt":"2025-03-14T09:26:53Z","updatedAt":"2025-03-14T09:29:53Z","deadline":"2025-03-14T09:36:53Z","completedAt":"2025-03-14T09:28:53Z",` +
+		`"error":{"code":"cancelled","message":"cancelled on request: customer changed their mind"},` +
+		`"notifyUrl":"https://hooks.example.com/orders","notification":{"status":"pending"},"idempotencyKey":"idem-42","retries":1,"version":10}`
+	if string(b) != want {
+		t.Errorf("order JSON\n got %s\nwant %s", b, want)
+	}
+	// Decoded, it restores to the same order, which goes on alike: the
+	// webhook is delivered, and job-a's given-up compensation is not retried.
+	r, err := order.Restore(jsonRoundTrip(t, m.Snapshot()), order.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := normalize(r.Snapshot()), normalize(m.Snapshot()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored\n got %+v\nwant %+v", got, want)
+	}
+	wantEffects(t, step(t, r, order.Activated{At: at(4 * time.Minute)}), []order.Effect{order.Deliver{URL: notifyURL}})
+	wantEffects(t, step(t, r, notified(2, "", 5*time.Minute)), []order.Effect{order.Persist{Version: 11}})
+	if !r.Settled() {
+		t.Error("restored order not Settled after its webhook was delivered")
+	}
+}
+
 func TestRestore_rejectsBadSnapshots(t *testing.T) {
 	good := machineAfter(t, order.Policy{}, accepted(0, 1, time.Second)).Snapshot()
 	if _, err := order.Restore(good, order.Policy{}); err != nil {
@@ -266,7 +361,7 @@ func TestRestore_rejectsBadSnapshots(t *testing.T) {
 func TestResume_isLiveAndBehavesLikeOriginal(t *testing.T) {
 	for _, st := range states {
 		t.Run(st.name, func(t *testing.T) {
-			m := machineAfter(t, order.Policy{}, st.events...)
+			m := stateMachine(t, st.create, st.events)
 			r, err := order.Resume(jsonRoundTrip(t, m.Snapshot()), order.Policy{})
 			if err != nil {
 				t.Fatalf("Resume: %v", err)

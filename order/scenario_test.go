@@ -18,6 +18,9 @@ type shell struct {
 	m      *order.Machine
 	log    []order.Effect
 	stored order.Order
+	// redrives are the indexes in log of the effects of each retry that
+	// set the order running again: a new drive, which may call out again.
+	redrives []int
 }
 
 func newShell(t testing.TB, p order.Policy) *shell {
@@ -31,6 +34,9 @@ func (s *shell) step(e order.Event) []order.Effect {
 	if len(effs) > 0 {
 		if _, ok := effs[0].(order.Persist); ok {
 			s.stored = s.m.Snapshot()
+			if _, retried := e.(order.RetryRequested); retried {
+				s.redrives = append(s.redrives, len(s.log))
+			}
 		}
 	}
 	s.log = append(s.log, effs...)
@@ -89,13 +95,18 @@ func callouts(effs []order.Effect) map[string][]int {
 }
 
 // checkLog checks the whole effect log of a scenario: Persist versions run
-// 1, 2, 3, … with no gap, exactly one Notify (with status want) is
-// logged, and nothing but Replies follows it.
-func (s *shell) checkLog(want order.Status) {
+// 1, 2, 3, … with no gap, the Notifies logged are exactly want (one per
+// drive: the first, and one after each retry), and after a Notify nothing
+// calls out or starts a timer until a retry begins a new drive.
+func (s *shell) checkLog(want ...order.Status) {
 	s.t.Helper()
 	var next uint64 = 1
-	notified := -1
+	var got []order.Status
+	finished, redrives := false, s.redrives
 	for i, e := range s.log {
+		if len(redrives) > 0 && redrives[0] == i {
+			finished, redrives = false, redrives[1:]
+		}
 		switch e := e.(type) {
 		case order.Persist:
 			if e.Version != next {
@@ -103,21 +114,19 @@ func (s *shell) checkLog(want order.Status) {
 			}
 			next = e.Version + 1
 		case order.Notify:
-			if notified >= 0 {
-				s.t.Errorf("effect %d: a second Notify{%v}", i, e.Status)
+			if finished {
+				s.t.Errorf("effect %d: a second Notify{%v} in one drive", i, e.Status)
 			}
-			notified = i
-			if e.Status != want {
-				s.t.Errorf("Notify{%v}, want %v", e.Status, want)
-			}
+			finished = true
+			got = append(got, e.Status)
 		case order.CallOut, order.RetryCallOut, order.StartTimer:
-			if notified >= 0 {
+			if finished {
 				s.t.Errorf("effect %d: %T%+v after Notify", i, e, e)
 			}
 		}
 	}
-	if notified < 0 {
-		s.t.Errorf("no Notify, want Notify{%v}", want)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		s.t.Errorf("Notify statuses %v, want %v", got, want)
 	}
 	if v := s.m.View().Version; v != next-1 {
 		s.t.Errorf("order version %d, last Persist %d", v, next-1)
@@ -386,4 +395,233 @@ func TestScenario_lostPersistThenResumeRetriesTheCallback(t *testing.T) {
 	s.step(callback(2, 5*time.Second))
 	wantFinished(t, s.m.Snapshot(), order.Completed, at(5*time.Second), "")
 	s.checkLog(order.Completed)
+}
+
+// failEveryAttempt fails (retryably) each callout of job from attempt on, at
+// the time the Machine asks for it, starting at now, until the order stops
+// running. It returns the attempts that failed and the time of the last.
+func failEveryAttempt(t *testing.T, s *shell, job, attempt int, now time.Duration) ([]int, time.Duration) {
+	t.Helper()
+	var attempts []int
+	for range 100 {
+		attempts = append(attempts, attempt)
+		effs := s.step(failed(job, attempt, true, now))
+		if s.m.Status() != order.Running {
+			return attempts, now
+		}
+		r, ok := effs[len(effs)-1].(order.RetryCallOut)
+		if !ok || r.Attempt != attempt+1 || r.Job.JobID != jobIDs[job] {
+			t.Fatalf("attempt %d failed: effects %s, want a RetryCallOut of attempt %d", attempt, fmtEffects(effs), attempt+1)
+		}
+		now, attempt = r.At.Sub(t0), r.Attempt
+	}
+	t.Fatalf("still running after %d attempts", len(attempts))
+	return nil, 0
+}
+
+// wantSettled checks Machine.Settled.
+func (s *shell) wantSettled(want bool) {
+	s.t.Helper()
+	if got := s.m.Settled(); got != want {
+		s.t.Errorf("Settled() = %v, want %v (order %v, notification %s)", got, want, s.m.Status(), fmtDelivery(s.m.View().Notification))
+	}
+}
+
+func TestScenario_cancelMidFlightCompensatesAndSettles(t *testing.T) {
+	s := newShell(t, order.Policy{})
+	s.step(compensable())
+	for i := range jobIDs {
+		s.step(accepted(i, 1, time.Second))
+	}
+	s.step(callback(1, 5*time.Second))
+	wantEffects(t, s.step(cancel(10*time.Second)), []order.Effect{order.Persist{Version: 6}, order.Reply{},
+		order.Compensate{Job: cancelRef(0)}, order.Deliver{URL: notifyURL}, order.Notify{Status: order.Cancelled}})
+	s.wantSettled(false)
+	// The cancelled job calls back anyway: refused, and kept for audit.
+	wantReply(t, s.step(callback(0, 11*time.Second)),
+		order.Reply{Outcome: outcome(0, order.JobProcessing, order.Cancelled, false), Err: order.ErrOrderFinished})
+	wantReply(t, s.step(cancel(11*time.Second)), order.Reply{Err: order.ErrOrderFinished})
+
+	// A restart before the compensation reported sends what is pending again.
+	s.crash()
+	wantEffects(t, s.step(order.Activated{At: at(12 * time.Second)}),
+		[]order.Effect{order.Compensate{Job: cancelRef(0)}, order.Deliver{URL: notifyURL}})
+	wantEffects(t, s.step(compensated(0, 2, "", 13*time.Second)), []order.Effect{order.Persist{Version: 8}})
+	s.wantSettled(false) // the webhook is still under way
+	wantEffects(t, s.step(compensated(0, 3, "", 14*time.Second)), nil)
+	wantEffects(t, s.step(notified(1, "", 15*time.Second)), []order.Effect{order.Persist{Version: 9}})
+	s.wantSettled(true)
+	s.crash()
+	wantEffects(t, s.step(order.Activated{At: at(16 * time.Second)}), nil)
+	s.wantSettled(true)
+
+	o := s.m.Snapshot()
+	wantFinished(t, o, order.Cancelled, at(10*time.Second), "cancelled")
+	wantCompensations(t, o, delivery(2, "", 13*time.Second), nil, nil)
+	wantNotification(t, o, delivery(1, "", 15*time.Second))
+	if j := o.Job(jobIDs[0]); j.LateCallback == nil || j.Status != order.JobProcessing {
+		t.Errorf("job-a after its late callback: %+v", *j)
+	}
+	s.checkLog(order.Cancelled)
+}
+
+func TestScenario_lostPersistOfCancelIsNotAcknowledged(t *testing.T) {
+	s := newShell(t, order.Policy{})
+	s.step(compensable())
+	s.step(accepted(0, 1, time.Second))
+	s.stepLosingPersist(cancel(2 * time.Second)) // no 200, no compensation, no webhook left
+	s.step(order.Activated{At: at(3 * time.Second)})
+	if s.m.Status() != order.Running {
+		t.Fatalf("a cancel whose Persist failed left the order %v", s.m.Status())
+	}
+	// The client asks again.
+	wantEffects(t, s.step(cancel(4*time.Second)), []order.Effect{order.Persist{Version: 4}, order.Reply{},
+		order.Compensate{Job: cancelRef(0)}, order.Deliver{URL: notifyURL}, order.Notify{Status: order.Cancelled}})
+	s.checkLog(order.Cancelled)
+}
+
+func TestScenario_expiredThenRetriedCompletes(t *testing.T) {
+	s := newShell(t, order.Policy{})
+	s.step(compensable())
+	s.step(accepted(0, 1, time.Second))
+	s.step(callback(1, 2*time.Second))
+	s.step(failed(2, 1, true, 3*time.Second)) // its retry is never answered
+	wantEffects(t, s.step(order.DeadlinePassed{At: deadline}), []order.Effect{order.Persist{Version: 5},
+		order.Compensate{Job: cancelRef(0)}, order.Deliver{URL: notifyURL}, order.Notify{Status: order.Expired}})
+	s.step(compensated(0, 1, "", deadline.Sub(t0)+time.Second))
+	s.step(notified(1, "", deadline.Sub(t0)+2*time.Second))
+	s.wantSettled(true)
+
+	wantEffects(t, s.step(retry(10*time.Minute)), []order.Effect{order.Persist{Version: 8}, order.Reply{},
+		order.StartTimer{At: at(19 * time.Minute)}, order.CallOut{Job: cancelRef(0), Attempt: 2}, order.CallOut{Job: cancelRef(2), Attempt: 3}})
+	s.wantSettled(false)
+	// What is left of the first drive is stale.
+	wantEffects(t, s.step(failed(2, 2, true, 10*time.Minute+time.Second)), nil)
+	wantReply(t, s.step(callback(1, 10*time.Minute+time.Second)),
+		order.Reply{Outcome: outcome(1, order.JobCompleted, order.Running, true)})
+
+	s.step(accepted(0, 2, 11*time.Minute))
+	s.step(accepted(2, 3, 11*time.Minute))
+	s.step(callback(0, 12*time.Minute))
+	wantEffects(t, s.step(callback(2, 13*time.Minute)), []order.Effect{order.Persist{Version: 12},
+		order.Reply{Outcome: outcome(2, order.JobCompleted, order.Completed, false)},
+		order.Deliver{URL: notifyURL}, order.Notify{Status: order.Completed}})
+	s.wantSettled(false)
+	s.step(notified(1, "", 14*time.Minute))
+	s.wantSettled(true)
+
+	o := s.m.Snapshot()
+	wantFinished(t, o, order.Completed, at(13*time.Minute), "")
+	if o.Retries != 1 || !o.Deadline.Equal(at(19*time.Minute)) {
+		t.Errorf("retries %d deadline %v", o.Retries, o.Deadline)
+	}
+	for i, want := range []struct{ attempts, first int }{{2, 2}, {1, 0}, {3, 3}} {
+		if j := wantJob(t, o, i, order.JobCompleted, want.attempts); j.FirstAttempt != want.first {
+			t.Errorf("job %s firstAttempt %d, want %d", j.JobID, j.FirstAttempt, want.first)
+		}
+	}
+	wantCompensations(t, o, nil, nil, nil) // job-a's was of the first drive
+	wantNotification(t, o, delivery(1, "", 14*time.Minute))
+	s.checkLog(order.Expired, order.Completed)
+}
+
+func TestScenario_failedThenRetriedFailsAfterMaxAttemptsMore(t *testing.T) {
+	s := newShell(t, order.Policy{MaxAttempts: 3, BackoffBase: time.Second, BackoffMax: time.Minute})
+	s.step(compensable())
+	s.step(accepted(0, 1, 0))
+	s.step(accepted(2, 1, 0))
+	attempts, now := failEveryAttempt(t, s, 1, 1, time.Second)
+	if fmt.Sprint(attempts) != "[1 2 3]" || s.m.Status() != order.Failed {
+		t.Fatalf("first drive: attempts %v, order %v", attempts, s.m.Status())
+	}
+	wantCompensations(t, s.m.Snapshot(), pendingDelivery, nil, nil)
+	s.step(compensated(0, 1, "", now+time.Second))
+
+	// job-a was cancelled at its service and is called out again; job-c,
+	// with no cancel endpoint, is still under way there and keeps waiting.
+	now += time.Minute
+	wantEffects(t, s.step(retry(now)), []order.Effect{order.Persist{Version: 8}, order.Reply{},
+		order.StartTimer{At: at(now + 9*time.Minute)}, order.CallOut{Job: cancelRef(0), Attempt: 2},
+		order.CallOut{Job: cancelRef(1), Attempt: 4}})
+	s.step(accepted(0, 2, now))
+	attempts, now = failEveryAttempt(t, s, 1, 4, now+time.Second)
+	if fmt.Sprint(attempts) != "[4 5 6]" {
+		t.Errorf("second drive: attempts %v, want [4 5 6]", attempts)
+	}
+
+	o := s.m.Snapshot()
+	wantFinished(t, o, order.Failed, at(now), "job_failed")
+	j := wantJob(t, o, 1, order.JobFailed, 6)
+	if j.FirstAttempt != 4 {
+		t.Errorf("job-b firstAttempt %d, want 4", j.FirstAttempt)
+	}
+	wantErrorJSON(t, j.Error, "callout_failed", "after 6 attempt(s)")
+	wantJob(t, o, 2, order.JobProcessing, 1)
+	// job-a was accepted again, so it is compensated again.
+	wantCompensations(t, o, pendingDelivery, nil, nil)
+	wantNotification(t, o, pendingDelivery)
+	s.checkLog(order.Failed, order.Failed)
+}
+
+func TestScenario_retryUsesLateCallback(t *testing.T) {
+	s := newShell(t, order.Policy{})
+	s.step(compensable())
+	for i := range jobIDs {
+		s.step(accepted(i, 1, time.Second))
+	}
+	s.step(callback(0, 2*time.Second))
+	wantEffects(t, s.step(order.DeadlinePassed{At: deadline}), []order.Effect{order.Persist{Version: 6},
+		order.Compensate{Job: cancelRef(1)}, order.Deliver{URL: notifyURL}, order.Notify{Status: order.Expired}})
+	// After the deadline job-c completes and job-b fails: both are refused
+	// and recorded.
+	wantReply(t, s.step(callback(2, 10*time.Minute)),
+		order.Reply{Outcome: outcome(2, order.JobProcessing, order.Expired, false), Err: order.ErrOrderFinished})
+	wantReply(t, s.step(callbackFailed(1, 10*time.Minute+time.Second)),
+		order.Reply{Outcome: outcome(1, order.JobProcessing, order.Expired, false), Err: order.ErrOrderFinished})
+	s.step(compensated(1, 1, "404 Not Found", 10*time.Minute+2*time.Second))
+
+	// Only job-b is called out again: job-c's late result is used.
+	wantEffects(t, s.step(retry(11*time.Minute)), []order.Effect{order.Persist{Version: 10}, order.Reply{},
+		order.StartTimer{At: at(20 * time.Minute)}, order.CallOut{Job: cancelRef(1), Attempt: 2}})
+	j := wantJob(t, s.m.Snapshot(), 2, order.JobCompleted, 1)
+	if string(j.Result) != `{"n":2}` || !j.CompletedAt.Equal(at(10*time.Minute)) || j.LateCallback != nil {
+		t.Errorf("job-c after the retry: %+v", *j)
+	}
+	wantReply(t, s.step(callback(2, 11*time.Minute+time.Second)),
+		order.Reply{Outcome: outcome(2, order.JobCompleted, order.Running, true)})
+	s.step(accepted(1, 2, 11*time.Minute+2*time.Second))
+	wantEffects(t, s.step(callback(1, 12*time.Minute)), []order.Effect{order.Persist{Version: 12},
+		order.Reply{Outcome: outcome(1, order.JobCompleted, order.Completed, false)},
+		order.Deliver{URL: notifyURL}, order.Notify{Status: order.Completed}})
+	s.step(notified(1, "", 13*time.Minute))
+	s.wantSettled(true)
+
+	o := s.m.Snapshot()
+	wantFinished(t, o, order.Completed, at(12*time.Minute), "")
+	wantCompensations(t, o, nil, nil, nil)
+	s.checkLog(order.Expired, order.Completed)
+}
+
+// A retry while a compensation is still under way: the compensation is no
+// longer awaited, and when the new drive completes, the job it was for (now
+// completed) is not compensated.
+func TestScenario_retryWhileCompensatingCompletesWithoutCompensation(t *testing.T) {
+	s := newShell(t, order.Policy{})
+	s.step(compensable())
+	s.step(accepted(0, 1, time.Second))
+	wantEffects(t, s.step(order.DeadlinePassed{At: deadline}), []order.Effect{order.Persist{Version: 3},
+		order.Compensate{Job: cancelRef(0)}, order.Deliver{URL: notifyURL}, order.Notify{Status: order.Expired}})
+	s.step(retry(10 * time.Minute))
+	s.step(accepted(0, 2, 10*time.Minute+time.Second))
+	s.step(callback(0, 11*time.Minute))
+	s.step(callback(1, 11*time.Minute))
+	wantEffects(t, s.step(callback(2, 11*time.Minute)), []order.Effect{order.Persist{Version: 8},
+		order.Reply{Outcome: outcome(2, order.JobCompleted, order.Completed, false)},
+		order.Deliver{URL: notifyURL}, order.Notify{Status: order.Completed}})
+	// The first drive's compensation and webhook report late: nothing to record.
+	wantEffects(t, s.step(compensated(0, 3, "", 12*time.Minute)), nil)
+	s.step(notified(1, "", 12*time.Minute))
+	s.wantSettled(true)
+	wantCompensations(t, s.m.Snapshot(), nil, nil, nil)
+	s.checkLog(order.Expired, order.Completed)
 }
