@@ -423,3 +423,49 @@ func TestCallback_finishedOrderLeftMemoryAnswersFromStore(t *testing.T) {
 		}
 	}
 }
+
+// countingLoader counts the loads that reach the store.
+type countingLoader struct {
+	actors.Loader
+	mu    sync.Mutex
+	loads int
+}
+
+func (c *countingLoader) Load(ctx context.Context, id string) (persistence.Record, error) {
+	c.mu.Lock()
+	c.loads++
+	c.mu.Unlock()
+	return c.Loader.Load(ctx, id)
+}
+
+func (c *countingLoader) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loads
+}
+
+func TestGet_servesOrdersInMemoryWithoutTheStore(t *testing.T) {
+	var loader *countingLoader
+	h := newHarness(t, nil, func(c *actors.Config) { loader = &countingLoader{Loader: c.Loader}; c.Loader = loader })
+	o := h.submit(t, actors.SubmitRequest{Jobs: []string{"BatchJobA"}})
+	out, err := h.callback(actors.CallbackRequest{OrderID: o.OrderID, JobID: o.Jobs[0].JobID})
+	if err != nil || out.OrderStatus != order.Completed {
+		t.Fatalf("outcome %+v, err %v", out, err)
+	}
+	data, err := h.client.Get(context.Background(), o.OrderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decode(t, data); got.Status != order.Completed {
+		t.Fatalf("read status %s right after the acknowledged completion", got.Status)
+	}
+	if n := loader.count(); n != 0 {
+		t.Fatalf("%d loads reached the store for an order in memory", n)
+	}
+	if _, err := h.client.Get(context.Background(), actors.NewID()); !errors.Is(err, actors.ErrNotFound) {
+		t.Fatalf("unknown order: err = %v", err)
+	}
+	if n := loader.count(); n != 1 {
+		t.Fatalf("an order not in memory made %d loads, want 1", n)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,6 +39,10 @@ type runtime struct {
 	log     *slog.Logger
 	metrics observer
 	types   map[string]order.JobSpec
+	// durable maps the id of every order in memory to the JSON of its last
+	// stored snapshot, so reads need no store round trip. Each order's
+	// actor is the only writer of its entry.
+	durable sync.Map
 }
 
 type observer struct{ o Observer }
@@ -253,8 +258,12 @@ func (c *Client) find(id string) *actor.PID {
 	return pid
 }
 
-// Get returns the stored snapshot of an order.
+// Get returns the stored snapshot of an order: from memory if the order is
+// there, else from the store.
 func (c *Client) Get(ctx context.Context, id string) ([]byte, error) {
+	if data, ok := c.rt.durable.Load(id); ok {
+		return data.([]byte), nil
+	}
 	rec, err := c.rt.cfg.Loader.Load(ctx, id)
 	if err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {

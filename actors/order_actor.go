@@ -73,6 +73,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		if a.timer != nil {
 			a.timer.Stop()
 		}
+		a.rt.durable.Delete(a.id)
 	case *actor.ReceiveTimeout:
 		if !a.busy && (a.m == nil || a.m.Settled()) {
 			ctx.Stop(ctx.Self())
@@ -229,6 +230,7 @@ func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
 	a.busy, a.after, a.sender, a.event = false, nil, nil, nil
 	if p.err == nil {
 		a.durable, a.inflight = a.inflight, nil
+		a.rt.durable.Store(a.id, a.durable)
 		a.boot.fresh = false
 		a.rt.metrics.persisted()
 		a.run(ctx, after, sender, ev)
@@ -316,6 +318,7 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 		return
 	}
 	a.durable = l.rec.Data
+	a.rt.durable.Store(a.id, a.durable)
 	a.step(ctx, order.Activated{At: a.rt.cfg.Now()}, nil)
 }
 

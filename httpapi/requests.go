@@ -140,14 +140,17 @@ type callbackBody struct {
 	Error   json.RawMessage `json:"error"`
 }
 
-// parseCallback turns a callback body (and the token header) into a CallbackRequest.
+// parseCallback turns a callback body (and the token header) into a
+// CallbackRequest. It is on the hot path: one decode, into a struct.
 func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError) {
 	var req actors.CallbackRequest
-	if _, ae := object(body); ae != nil {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		_, ae := object(body) // names the problem: empty, not JSON, or not an object
 		return req, ae
 	}
 	var cb callbackBody
-	if err := json.Unmarshal(body, &cb); err != nil {
+	if err := json.Unmarshal(trimmed, &cb); err != nil {
 		return req, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
 	}
 	var ae *apiError

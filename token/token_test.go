@@ -32,3 +32,31 @@ func TestNew_rejectsShortSecret(t *testing.T) {
 		t.Fatal("short secret accepted")
 	}
 }
+
+func TestSigner_concurrentUseGivesStableTokens(t *testing.T) {
+	s, err := New([]byte("0123456789abcdef-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s.Token("o1", "j1")
+	errs := make(chan string, 8)
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 500 {
+				if got := s.Token("o1", "j1"); got != want || !s.Valid("o1", "j1", got) {
+					errs <- got
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	close(errs)
+	for got := range errs {
+		t.Fatalf("token %q under concurrency, want %q", got, want)
+	}
+}

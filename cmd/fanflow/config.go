@@ -50,6 +50,8 @@ type Config struct {
 	CalloutBackoffMax time.Duration `yaml:"calloutBackoffMax"`
 	// ShutdownGrace bounds a graceful shutdown (default 10s).
 	ShutdownGrace time.Duration `yaml:"shutdownGrace"`
+	// PprofListen serves net/http/pprof on this address (default: off).
+	PprofListen string `yaml:"pprofListen"`
 	// LogLevel is debug, info, warn or error (default info).
 	LogLevel string `yaml:"logLevel"`
 	// LogFormat is json, text or auto: text on a terminal, else JSON (default auto).
@@ -97,6 +99,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.CalloutBackoff, "callout-backoff", c.CalloutBackoff, "delay before the first callout retry (doubles per retry)")
 	fs.DurationVar(&c.CalloutBackoffMax, "callout-backoff-max", c.CalloutBackoffMax, "largest delay between callout attempts")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long a graceful shutdown may take")
+	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "serve Go's pprof profiles on this loopback address (default: off)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json, text or auto (text on a terminal)")
 }

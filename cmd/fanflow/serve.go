@@ -59,6 +59,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer store.Close()
 	go expireLoop(ctx, store, time.Minute, log)
+	if cfg.PprofListen != "" {
+		if err := servePprof(ctx, cfg.PprofListen, log); err != nil {
+			return err
+		}
+	}
 	meter := metrics.New()
 	committer := persistence.NewCommitter(store, persistence.CommitOptions{})
 
