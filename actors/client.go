@@ -201,7 +201,7 @@ func (c *Client) created(req SubmitRequest) (order.Created, error) {
 	for i, n := range names {
 		spec, ok := c.rt.types[n]
 		if !ok {
-			return order.Created{}, &FieldError{Field: fmt.Sprintf("jobs[%d]", i), Msg: fmt.Sprintf("unknown job type %q", n)}
+			return order.Created{}, &FieldError{Code: "unknown_job_type", Field: fmt.Sprintf("jobs[%d]", i), Msg: fmt.Sprintf("unknown job type %q", n)}
 		}
 		if seen[n] {
 			return order.Created{}, &FieldError{Field: fmt.Sprintf("jobs[%d]", i), Msg: fmt.Sprintf("job type %q is listed twice", n)}

@@ -24,6 +24,9 @@ var (
 
 // FieldError says which field of a request is wrong. errors.Is(err, ErrInvalid) holds.
 type FieldError struct {
+	// Code names the problem in snake_case, e.g. "unknown_job_type"
+	// (default "invalid_field").
+	Code string
 	// Field is a JSON path, e.g. "jobs[1]".
 	Field string
 	// Msg says what is wrong with it.

@@ -293,3 +293,24 @@ func TestCallback_emptyBodyTokenDefersToHeader(t *testing.T) {
 		t.Fatalf("calls = %+v, want one with the header's token", calls)
 	}
 }
+
+func TestCallback_memberNamesMatchExactly(t *testing.T) {
+	t.Parallel()
+	for body, field := range map[string]string{
+		`{"ORDERID":"o-1","jobId":"j-1"}`:                   "orderId",
+		`{"orderId":"o-1","JobId":"j-1"}`:                   "jobId",
+		`{"orderId":"o-1","jobId":"j-1","Status":"failed"}`: "",
+	} {
+		svc := &fakeService{outcome: order.Outcome{OrderID: "o-1", JobID: "j-1", JobStatus: order.JobCompleted, OrderStatus: order.Running}}
+		api := startServer(t, svc, httpapi.Config{})
+		r := api.postJSON(resultsPath, body)
+		if field != "" {
+			checkError(t, r, 400, "missing_field", field, field)
+			svc.assertNoCalls(t)
+			continue
+		}
+		if calls := svc.callbackCalls(); r.status != 200 || len(calls) != 1 || calls[0].Failed {
+			t.Errorf("%s: status %d, calls %+v; want a completed callback (Status is not status)", body, r.status, calls)
+		}
+	}
+}

@@ -199,7 +199,7 @@ func TestCreate_unknownJobTypeFromServiceIs400NamingTheJob(t *testing.T) {
 	t.Parallel()
 	// Job types are the service's configuration, so this check reaches it
 	// by design; the service answers with a FieldError and nothing is created.
-	svc := &fakeService{submitErr: &actors.FieldError{Field: "jobs[0]", Msg: `unknown job type "BatchJobZ"`}}
+	svc := &fakeService{submitErr: &actors.FieldError{Code: "unknown_job_type", Field: "jobs[0]", Msg: `unknown job type "BatchJobZ"`}}
 	api := startServer(t, svc, httpapi.Config{})
 
 	r := api.postJSON(ordersPath, `{"parameters":{},"jobs":["BatchJobZ"]}`)

@@ -38,9 +38,9 @@ func toAPIError(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &fe):
-		code := "invalid_field"
-		if fe.Field == "jobs" || len(fe.Field) > 4 && fe.Field[:4] == "jobs" {
-			code = "unknown_job_type"
+		code := fe.Code
+		if code == "" {
+			code = "invalid_field"
 		}
 		return &apiError{Status: fasthttp.StatusBadRequest, Code: code, Field: fe.Field, Message: fe.Error()}
 	case errors.Is(err, actors.ErrUnauthorized):

@@ -130,15 +130,19 @@ func (f *fakeService) assertNoCalls(t *testing.T) {
 	}
 }
 
-// apiClient sends requests to one Server over an in-memory listener.
+// apiClient sends requests to one Server over an in-memory listener, and
+// checks every exchange against the OpenAPI document (apiSpec.check).
 type apiClient struct {
-	t *testing.T
+	t testing.TB
 	c *fasthttp.Client
+	// lenient names the operations whose order answers are canned by the
+	// test's fakeService and incomplete (see lenientOps).
+	lenient map[string]bool
 }
 
 // startServer serves httpapi.New(svc, cfg) on an in-memory listener until
 // the test ends.
-func startServer(t *testing.T, svc httpapi.OrderService, cfg httpapi.Config) *apiClient {
+func startServer(t testing.TB, svc httpapi.OrderService, cfg httpapi.Config) *apiClient {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -165,7 +169,7 @@ func startServer(t *testing.T, svc httpapi.OrderService, cfg httpapi.Config) *ap
 			t.Errorf("Serve did not return within %s of Shutdown", testTimeout)
 		}
 	})
-	return &apiClient{t: t, c: c}
+	return &apiClient{t: t, c: c, lenient: lenientOps(t, svc)}
 }
 
 // response is a copy of what the server answered.
@@ -184,7 +188,19 @@ type request struct {
 	header      map[string]string
 }
 
+// do sends r and fails the test if the exchange departs from the OpenAPI
+// document (see apiSpec.check).
 func (a *apiClient) do(r request) response {
+	a.t.Helper()
+	out := a.send(r)
+	for _, p := range theSpec(a.t).check(r, out, a.lenient) {
+		a.t.Errorf("%s %s: not as the OpenAPI document says: %v\nrequest body: %.300s\nanswer body: %.300s", r.method, r.path, p, r.body, out.body)
+	}
+	return out
+}
+
+// send sends r and returns the answer, unchecked.
+func (a *apiClient) send(r request) response {
 	a.t.Helper()
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)

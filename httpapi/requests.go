@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/fanflow/fanflow/actors"
@@ -74,8 +75,16 @@ func parseCreate(body []byte) (actors.SubmitRequest, *apiError) {
 	}
 	req.Parameters = compact(params)
 	if raw, ok := m["jobs"]; ok {
-		if err := json.Unmarshal(raw, &req.Jobs); err != nil || req.Jobs == nil {
+		var names []*string
+		if err := json.Unmarshal(raw, &names); err != nil || names == nil {
 			return req, badRequest("invalid_field", "jobs", "jobs must be an array of job type names")
+		}
+		req.Jobs = make([]string, len(names))
+		for i, n := range names {
+			if n == nil || *n == "" {
+				return req, badRequest("invalid_field", fmt.Sprintf("jobs[%d]", i), "jobs[%d] must be a job type name", i)
+			}
+			req.Jobs[i] = *n
 		}
 	}
 	if raw, ok := m["deadlineMs"]; ok {
@@ -105,8 +114,13 @@ func parseURL(raw json.RawMessage) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return "", fmt.Errorf("%q has no http(s) scheme or host", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q has an invalid port", s)
+		}
 	}
 	return s, nil
 }
@@ -129,19 +143,10 @@ func parseCancel(body []byte) (string, *apiError) {
 	return reason, nil
 }
 
-// callbackBody is the part of a callback fanflow reads; job services echo
-// the whole callout body, so other members are allowed and ignored.
-type callbackBody struct {
-	OrderID json.RawMessage `json:"orderId"`
-	JobID   json.RawMessage `json:"jobId"`
-	Token   json.RawMessage `json:"callbackToken"`
-	Status  json.RawMessage `json:"status"`
-	Result  json.RawMessage `json:"result"`
-	Error   json.RawMessage `json:"error"`
-}
-
 // parseCallback turns a callback body (and the token header) into a
-// CallbackRequest. It is on the hot path: one decode, into a struct.
+// CallbackRequest. It is on the hot path: one decode. Member names match
+// exactly (a struct would match them case-insensitively); job services echo
+// the whole callout body, so other members are allowed and ignored.
 func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError) {
 	var req actors.CallbackRequest
 	trimmed := bytes.TrimSpace(body)
@@ -149,10 +154,12 @@ func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError)
 		_, ae := object(body) // names the problem: empty, not JSON, or not an object
 		return req, ae
 	}
-	var cb callbackBody
-	if err := json.Unmarshal(trimmed, &cb); err != nil {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &m); err != nil {
 		return req, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
 	}
+	cb := struct{ OrderID, JobID, Token, Status, Result, Error json.RawMessage }{
+		m["orderId"], m["jobId"], m["callbackToken"], m["status"], m["result"], m["error"]}
 	var ae *apiError
 	if req.OrderID, ae = requiredString(cb.OrderID, "orderId"); ae != nil {
 		return req, ae

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -116,6 +117,7 @@ func New(svc OrderService, cfg Config) *Server {
 		WriteTimeout:       cfg.WriteTimeout,
 		IdleTimeout:        cfg.IdleTimeout,
 		ErrorHandler:       s.transportError,
+		Logger:             fasthttpLogger{cfg.Logger},
 		NoDefaultDate:      true,
 	}
 	return s
@@ -398,6 +400,14 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, op string, err error, attrs ...a
 		s.cfg.Logger.Warn(op+" failed", append(attrs, "status", ae.Status, "err", err)...)
 	}
 	writeError(ctx, err)
+}
+
+// fasthttpLogger sends fasthttp's own messages (broken connections and the
+// like) to slog at debug level: they are the client's problem, not ours.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("http: "+fmt.Sprintf(format, args...), "component", "fasthttp")
 }
 
 func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
