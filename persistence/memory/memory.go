@@ -1,0 +1,205 @@
+// Package memory is an in-memory persistence.Store: for tests, development
+// and runs where losing every order on exit is acceptable.
+package memory
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fanflow/fanflow/persistence"
+	"github.com/fanflow/fanflow/persistence/internal/cursor"
+)
+
+// Store keeps records in maps guarded by one mutex, with the listing index
+// as a sorted slice. It is safe for concurrent use. The zero value is not
+// usable; call New.
+type Store struct {
+	mu      sync.RWMutex
+	orders  map[string]persistence.Record
+	created []cursor.Pos // listing order: newest first
+	closed  bool
+}
+
+var _ persistence.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{orders: make(map[string]persistence.Record)}
+}
+
+func posOf(r persistence.Record) cursor.Pos {
+	return cursor.Pos{MS: r.CreatedAt.UnixMilli(), ID: r.OrderID}
+}
+
+func comparePos(a, b cursor.Pos) int {
+	if c := cmp.Compare(b.MS, a.MS); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
+}
+
+// Save implements persistence.Store.
+func (s *Store) Save(ctx context.Context, batch []persistence.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("memory: save: %w", persistence.ErrClosed)
+	}
+	var stale []string
+	for _, r := range batch {
+		old, ok := s.orders[r.OrderID]
+		if ok && old.Version == r.Version && bytes.Equal(old.Data, r.Data) {
+			continue // the same snapshot again
+		}
+		if ok && old.Version >= r.Version {
+			stale = append(stale, r.OrderID)
+			continue
+		}
+		if ok {
+			i, _ := slices.BinarySearchFunc(s.created, posOf(old), comparePos)
+			s.created = slices.Delete(s.created, i, i+1)
+		}
+		if !r.Status.Terminal() {
+			r.ExpireAt = time.Time{}
+		}
+		r.Data = bytes.Clone(r.Data)
+		s.orders[r.OrderID] = r
+		i, _ := slices.BinarySearchFunc(s.created, posOf(r), comparePos)
+		s.created = slices.Insert(s.created, i, posOf(r))
+	}
+	if stale != nil {
+		return &persistence.StaleError{OrderIDs: stale}
+	}
+	return nil
+}
+
+// Load implements persistence.Store.
+func (s *Store) Load(ctx context.Context, orderID string) (persistence.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return persistence.Record{}, fmt.Errorf("memory: load %s: %w", orderID, persistence.ErrClosed)
+	}
+	r, ok := s.orders[orderID]
+	if !ok {
+		return persistence.Record{}, fmt.Errorf("memory: load %s: %w", orderID, persistence.ErrNotFound)
+	}
+	r.Data = bytes.Clone(r.Data)
+	return r, nil
+}
+
+// List implements persistence.Store.
+func (s *Store) List(ctx context.Context, q persistence.Query) (persistence.Page, error) {
+	after, ok, err := cursor.Decode(q.Cursor)
+	if err != nil {
+		return persistence.Page{}, fmt.Errorf("memory: list: %w", err)
+	}
+	limit := q.Limit
+	if limit < 1 {
+		limit = 100
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return persistence.Page{}, fmt.Errorf("memory: list: %w", persistence.ErrClosed)
+	}
+	i := 0
+	if ok {
+		i, ok = slices.BinarySearchFunc(s.created, after, comparePos)
+		if ok {
+			i++
+		}
+	}
+	var page persistence.Page
+	for ; i < len(s.created); i++ {
+		r := s.orders[s.created[i].ID]
+		if q.Status != 0 && r.Status != q.Status {
+			continue
+		}
+		if len(page.Records) == limit {
+			page.Next = cursor.Encode(posOf(page.Records[limit-1]))
+			break
+		}
+		r.Data = bytes.Clone(r.Data)
+		page.Records = append(page.Records, r)
+	}
+	return page, nil
+}
+
+// Active implements persistence.Store. It calls fn on a copy of the index,
+// without holding the lock, so fn may use the store.
+func (s *Store) Active(ctx context.Context, fn func(orderID string, deadline time.Time) error) error {
+	type entry struct {
+		id string
+		at time.Time
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("memory: active: %w", persistence.ErrClosed)
+	}
+	var active []entry
+	for id, r := range s.orders {
+		if !r.Status.Terminal() {
+			active = append(active, entry{id, r.Deadline})
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(active, func(a, b entry) int {
+		return cmp.Or(a.at.Compare(b.at), strings.Compare(a.id, b.id))
+	})
+	for _, e := range active {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(e.id, e.at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Expire implements persistence.Store.
+func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, fmt.Errorf("memory: expire: %w", persistence.ErrClosed)
+	}
+	n := 0
+	for id, r := range s.orders {
+		if r.Status.Terminal() && !r.ExpireAt.IsZero() && !r.ExpireAt.After(now) {
+			delete(s.orders, id)
+			i, _ := slices.BinarySearchFunc(s.created, posOf(r), comparePos)
+			s.created = slices.Delete(s.created, i, i+1)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Ping implements persistence.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("memory: ping: %w", persistence.ErrClosed)
+	}
+	return nil
+}
+
+// Close implements persistence.Store; it drops every record.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.orders = nil
+	s.created = nil
+	return nil
+}
