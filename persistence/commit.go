@@ -20,6 +20,9 @@ type CommitOptions struct {
 	MaxDelay time.Duration
 	// Timeout bounds one batch write (the context given to Save); default 5s.
 	Timeout time.Duration
+	// OnBatch, when set, is called after every batch write with its size,
+	// how long Save took and its error, for metrics. It must not block.
+	OnBatch func(size int, took time.Duration, err error)
 }
 
 func (o *CommitOptions) setDefaults() {
@@ -218,8 +221,12 @@ func (c *Committer) write(batch []*pending) {
 		recs[i] = p.rec
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	began := time.Now()
 	err := c.store.Save(ctx, recs)
 	cancel()
+	if c.opts.OnBatch != nil {
+		c.opts.OnBatch(len(recs), time.Since(began), err)
+	}
 	c.batches.Add(1)
 	c.records.Add(uint64(len(recs)))
 

@@ -408,3 +408,32 @@ func TestCommitter_concurrentWritersReachTheirLastVersion(t *testing.T) {
 		t.Errorf("Stats %+v: batches exceed MaxBatch 16", st)
 	}
 }
+
+func TestCommitter_reportsEachBatchToOnBatch(t *testing.T) {
+	type batch struct {
+		size int
+		err  error
+	}
+	got := make(chan batch, 10)
+	store := memory.New()
+	c := persistence.NewCommitter(store, persistence.CommitOptions{OnBatch: func(size int, took time.Duration, err error) {
+		if took < 0 {
+			t.Errorf("negative duration %v", took)
+		}
+		got <- batch{size, err}
+	}})
+	done := make(chan error, 1)
+	c.Enqueue(rec("o-onbatch", 1), func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b := <-got
+	if b.size != 1 || b.err != nil {
+		t.Fatalf("OnBatch got %+v, want one record and no error", b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

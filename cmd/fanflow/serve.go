@@ -65,7 +65,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	meter := metrics.New()
-	committer := persistence.NewCommitter(store, persistence.CommitOptions{})
+	commit := persistence.CommitOptions{OnBatch: meter.BatchWritten}
+	if cfg.Store == "redis" {
+		// A Redis write costs a round trip, not an fsync: batching what is
+		// queued while the last batch was written beats waiting (measured in
+		// persistence's benchmarks: up to 5x more snapshots per second).
+		commit.MaxDelay = -1
+	}
+	committer := persistence.NewCommitter(store, commit)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
