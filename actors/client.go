@@ -89,7 +89,14 @@ type SubmitRequest struct {
 	// NotifyURL receives the final order JSON; empty means the configured
 	// default (Config.NotifyURL), if any.
 	NotifyURL string
+	// IdempotencyKey, when set, makes the create idempotent: while the key
+	// is retained (Config.Retention), every create with it returns the same
+	// order, never a second one.
+	IdempotencyKey string
 }
+
+// MaxIdempotencyKey is the longest Idempotency-Key accepted, in bytes.
+const MaxIdempotencyKey = 255
 
 // CallbackRequest is a job service's callback.
 type CallbackRequest struct {
@@ -133,22 +140,70 @@ func NewID() string {
 }
 
 // Submit creates an order and returns its first snapshot's JSON once that
-// snapshot is durable. Its callouts start right after.
+// snapshot is durable. Its callouts start right after. With an idempotency
+// key, a create that repeats one whose key is still held returns the first
+// one's answer (or, once that order has left memory, its current state).
 func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]byte, error) {
 	ev, err := c.created(req)
 	if err != nil {
 		return nil, err
 	}
+	// The actor is spawned before the key is claimed, so that a concurrent
+	// create that loses the claim finds it (and waits for its answer).
 	pid, err := c.system.Root.SpawnNamed(newOrderProps(c.rt, ev.OrderID, &boot{fresh: true}), ev.OrderID)
 	if err != nil {
 		return nil, fmt.Errorf("order %s: spawn: %w", ev.OrderID, err)
 	}
+	if req.IdempotencyKey != "" {
+		return c.submitOnce(ctx, req.IdempotencyKey, ev, pid)
+	}
+	return c.create(ctx, pid, ev)
+}
+
+func (c *Client) create(ctx context.Context, pid *actor.PID, ev order.Created) ([]byte, error) {
 	res, err := c.request(ctx, pid, createOrder{ev: ev})
 	if err != nil {
 		return nil, fmt.Errorf("order %s: create: %w", ev.OrderID, err)
 	}
 	r := res.(orderReply)
 	return r.data, r.err
+}
+
+// submitOnce creates ev unless key already names an order, whose answer it
+// then returns.
+func (c *Client) submitOnce(ctx context.Context, key string, ev order.Created, pid *actor.PID) ([]byte, error) {
+	claimKey := "idempotency:" + key
+	for range 2 {
+		held, won, err := c.rt.cfg.Claims.Claim(ctx, claimKey, []byte(ev.OrderID), c.rt.cfg.storeRetention())
+		if err != nil {
+			c.system.Root.Stop(pid)
+			return nil, fmt.Errorf("idempotency key %q: %w: %w", key, ErrUnavailable, err)
+		}
+		if won {
+			data, err := c.create(ctx, pid, ev)
+			if err != nil {
+				// Nothing was created: give the key back for the next try.
+				if rerr := c.rt.cfg.Claims.Release(context.WithoutCancel(ctx), claimKey, []byte(ev.OrderID)); rerr != nil {
+					c.rt.log.Warn("idempotency key not released", "key", key, "orderId", ev.OrderID, "err", rerr)
+				}
+			}
+			return data, err
+		}
+		first := string(held)
+		data, err := c.ask(ctx, first, firstAnswer{}, "replay")
+		if !errors.Is(err, ErrNotFound) {
+			c.system.Root.Stop(pid)
+			return data, err
+		}
+		// The key names an order that was never stored (its create failed
+		// and the key was not given back): free it and claim again.
+		if err := c.rt.cfg.Claims.Release(ctx, claimKey, held); err != nil {
+			c.system.Root.Stop(pid)
+			return nil, fmt.Errorf("idempotency key %q: %w: %w", key, ErrUnavailable, err)
+		}
+	}
+	c.system.Root.Stop(pid)
+	return nil, fmt.Errorf("idempotency key %q: %w: its order keeps vanishing", key, ErrUnavailable)
 }
 
 // Cancel cancels a running order and returns its JSON once the cancellation
@@ -193,6 +248,12 @@ func (c *Client) created(req SubmitRequest) (order.Created, error) {
 	if len(names) == 0 {
 		return order.Created{}, &FieldError{Field: "jobs", Msg: "must name at least one job type"}
 	}
+	if len(req.IdempotencyKey) > MaxIdempotencyKey {
+		return order.Created{}, &FieldError{Field: "Idempotency-Key", Msg: fmt.Sprintf("must be at most %d bytes", MaxIdempotencyKey)}
+	}
+	if req.IdempotencyKey != "" && c.rt.cfg.Claims == nil {
+		return order.Created{}, &FieldError{Field: "Idempotency-Key", Msg: "this server keeps no idempotency keys"}
+	}
 	if req.Deadline < 0 {
 		return order.Created{}, &FieldError{Field: "deadlineMs", Msg: "must be a positive number of milliseconds"}
 	}
@@ -218,7 +279,8 @@ func (c *Client) created(req SubmitRequest) (order.Created, error) {
 		notify = c.rt.cfg.NotifyURL
 	}
 	now := c.rt.cfg.Now()
-	return order.Created{At: now, OrderID: NewID(), Parameters: req.Parameters, Jobs: jobs, Deadline: now.Add(deadline), NotifyURL: notify}, nil
+	return order.Created{At: now, OrderID: NewID(), Parameters: req.Parameters, Jobs: jobs, Deadline: now.Add(deadline),
+		NotifyURL: notify, IdempotencyKey: req.IdempotencyKey}, nil
 }
 
 // Callback delivers a job service's callback to its order, activating the

@@ -50,6 +50,12 @@ type Loader interface {
 	List(ctx context.Context, q persistence.Query) (persistence.Page, error)
 }
 
+// Claimer holds idempotency keys; every persistence.Store is one.
+type Claimer interface {
+	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) (held []byte, won bool, err error)
+	Release(ctx context.Context, key string, value []byte) error
+}
+
 // Tokens signs and checks callback tokens.
 type Tokens interface {
 	Token(orderID, jobID string) string
@@ -62,6 +68,8 @@ type Config struct {
 	Loader Loader
 	// Saver writes snapshots. Required.
 	Saver Saver
+	// Claims holds idempotency keys; nil refuses requests that carry one.
+	Claims Claimer
 	// Caller performs callouts. Required.
 	Caller Caller
 	// Jobs are the configured job types (default order.DefaultJobs()).

@@ -130,6 +130,7 @@ func newHarness(t *testing.T, caller *fakeCaller, opts ...option) *harness {
 	cfg := actors.Config{
 		Loader: store,
 		Saver:  saver,
+		Claims: store,
 		Caller: caller,
 		Policy: order.Policy{MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond},
 	}

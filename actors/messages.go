@@ -23,6 +23,10 @@ type cancelOrder struct{ reason string }
 // retryOrder asks an order actor to step RetryRequested.
 type retryOrder struct{}
 
+// firstAnswer asks an order actor for the answer its create got (a replay
+// of an idempotent create), or its current state if it was loaded.
+type firstAnswer struct{}
+
 // orderReply answers createOrder, cancelOrder and retryOrder with the
 // order's JSON once the change is durable.
 type orderReply struct {

@@ -39,6 +39,7 @@ type orderActor struct {
 
 	m       *order.Machine
 	durable []byte // JSON of the last snapshot known stored; nil before the first
+	first   []byte // JSON of the created order, as its create was answered
 
 	busy  bool // a load or a snapshot write is in flight
 	stash []stashed
@@ -76,6 +77,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.rt.durable.Delete(a.id)
 	case *actor.ReceiveTimeout:
 		if !a.busy && (a.m == nil || a.m.Settled()) {
+			a.refuseStash(ctx, fmt.Errorf("order %s: %w", a.id, ErrNotFound))
 			ctx.Stop(ctx.Self())
 		}
 	case loaded:
@@ -86,7 +88,8 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.drain(ctx)
 	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
 	default:
-		if a.busy {
+		if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
+			// Busy, or a fresh order whose create has not come yet: wait.
 			a.stash = append(a.stash, stashed{msg: msg, sender: ctx.Sender()})
 			return
 		}
@@ -126,6 +129,15 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
 		}
 		msg.ev.At = now
 		a.step(ctx, msg.ev, sender)
+	case firstAnswer:
+		switch {
+		case a.first != nil:
+			ctx.Send(sender, orderReply{data: a.first})
+		case a.durable != nil:
+			ctx.Send(sender, orderReply{data: a.durable})
+		default:
+			ctx.Send(sender, orderReply{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
+		}
 	case cancelOrder, retryOrder:
 		if a.m == nil {
 			ctx.Send(sender, orderReply{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
@@ -174,6 +186,7 @@ func (a *orderActor) step(ctx actor.Context, ev order.Event, sender *actor.PID) 
 	if err != nil {
 		a.reply(ctx, sender, ev, order.Reply{Err: err})
 		if a.durable == nil { // a create that was refused: nothing exists
+			a.refuseStash(ctx, fmt.Errorf("order %s: %w", a.id, ErrNotFound))
 			ctx.Stop(ctx.Self())
 		}
 		return
@@ -231,6 +244,9 @@ func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
 	if p.err == nil {
 		a.durable, a.inflight = a.inflight, nil
 		a.rt.durable.Store(a.id, a.durable)
+		if _, ok := ev.(order.Created); ok {
+			a.first = a.durable
+		}
 		a.boot.fresh = false
 		a.rt.metrics.persisted()
 		a.run(ctx, after, sender, ev)
@@ -241,6 +257,7 @@ func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
 	a.reply(ctx, sender, ev, order.Reply{Err: fmt.Errorf("order %s: %w: %w", a.id, ErrUnavailable, p.err)})
 	if a.durable == nil { // the order was never stored: it does not exist
 		a.m = nil
+		a.refuseStash(ctx, fmt.Errorf("order %s: %w: its creation was not stored", a.id, ErrUnavailable))
 		ctx.Stop(ctx.Self())
 		return
 	}
@@ -305,21 +322,27 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 		} else {
 			err = fmt.Errorf("order %s: load: %w: %w", a.id, ErrUnavailable, err)
 		}
-		for _, s := range a.stash {
-			switch s.msg.(type) {
-			case callback:
-				ctx.Send(s.sender, callbackDone{err: err})
-			case cancelOrder, retryOrder:
-				ctx.Send(s.sender, orderReply{err: err})
-			}
-		}
-		a.stash = nil
+		a.refuseStash(ctx, err)
 		ctx.Stop(ctx.Self())
 		return
 	}
 	a.durable = l.rec.Data
 	a.rt.durable.Store(a.id, a.durable)
 	a.step(ctx, order.Activated{At: a.rt.cfg.Now()}, nil)
+}
+
+// refuseStash answers every stashed request with err and drops the rest:
+// the actor is about to stop without an order.
+func (a *orderActor) refuseStash(ctx actor.Context, err error) {
+	for _, s := range a.stash {
+		switch s.msg.(type) {
+		case callback:
+			ctx.Send(s.sender, callbackDone{err: err})
+		case cancelOrder, retryOrder, firstAnswer, createOrder:
+			ctx.Send(s.sender, orderReply{err: err})
+		}
+	}
+	a.stash = nil
 }
 
 // reply answers the request that stepped ev, if someone waits for it.

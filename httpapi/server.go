@@ -326,6 +326,7 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, ae)
 		return
 	}
+	req.IdempotencyKey = string(ctx.Request.Header.Peek("Idempotency-Key"))
 	data, err := s.svc.Submit(ctx, req)
 	if err != nil {
 		s.fail(ctx, "create", err)

@@ -95,7 +95,24 @@ type Store interface {
 	Active(ctx context.Context, fn func(orderID string, deadline time.Time) error) error
 	// Expire forgets finished orders whose ExpireAt is not after now and
 	// returns how many it removed. Backends with native expiry may do nothing.
+	// Backends without it also delete the claims (see Claim) whose expiry is
+	// not after now; those are not counted.
 	Expire(ctx context.Context, now time.Time) (int, error)
+	// Claim stores value under key unless key already holds a value that has
+	// not expired, and returns the value key holds afterwards and whether this
+	// call stored it. ttl > 0 makes the value expire after ttl; 0 keeps it.
+	// Concurrent claims of one key: exactly one wins; every caller gets the winner's value.
+	//
+	// Claiming a key again with the value it already holds does not win and
+	// does not extend its ttl. Give each claimant its own value (e.g. with a
+	// random token) so that held equal to value means "mine": a client that
+	// retries after a lost reply may see won false for its own claim.
+	// A negative ttl or an empty key is an error. Claims live apart from
+	// orders; errors name the key, never the value.
+	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) (held []byte, won bool, err error)
+	// Release deletes key if it holds value (a winner whose work failed gives
+	// the key back); otherwise it does nothing.
+	Release(ctx context.Context, key string, value []byte) error
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -91,10 +91,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.InsecureCallbacks {
 		log.Warn("INSECURE: callback tokens are not checked; anyone who can reach fanflow can complete any job (--insecure-callbacks)")
 	} else {
-		secret := []byte(cfg.CallbackSecret)
-		if len(secret) == 0 {
-			secret = token.RandomSecret()
-			log.Warn("no callback secret configured: using a random one, so callback tokens do not survive a restart (set --callback-secret or FANFLOW_CALLBACK_SECRET)")
+		secret, err := callbackSecret(ctx, cfg, store, log)
+		if err != nil {
+			return err
 		}
 		signer, err := token.New(secret)
 		if err != nil {
@@ -105,6 +104,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	client, err := actors.New(actors.Config{
 		Loader:          store,
 		Saver:           committer,
+		Claims:          store,
 		Caller:          caller,
 		Jobs:            cfg.Jobs,
 		Policy:          order.Policy{MaxAttempts: cfg.CalloutAttempts, BackoffBase: cfg.CalloutBackoff, BackoffMax: cfg.CalloutBackoffMax},
@@ -190,4 +190,26 @@ func recoverOrders(ctx context.Context, store persistence.Store, client *actors.
 		return nil
 	})
 	return n, err
+}
+
+// secretKey is the store key under which a generated callback secret is kept.
+const secretKey = "callback-secret"
+
+// callbackSecret returns the configured secret or, when there is none, the
+// one kept in the store, generating and storing it on first start, so that
+// callback tokens stay valid across restarts.
+func callbackSecret(ctx context.Context, cfg Config, store persistence.Store, log *slog.Logger) ([]byte, error) {
+	if cfg.CallbackSecret != "" {
+		return []byte(cfg.CallbackSecret), nil
+	}
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	held, won, err := store.Claim(c, secretKey, token.RandomSecret(), 0)
+	if err != nil {
+		return nil, fmt.Errorf("callback secret: read or create it in the store: %w", err)
+	}
+	if won {
+		log.Info("generated a callback secret and kept it in the store (set --callback-secret to choose one)")
+	}
+	return held, nil
 }

@@ -8,6 +8,7 @@
 //	active   deadline unix ms + orderId → nil      (running orders)
 //	created  creation unix ms + orderId → nil      (listing, newest first)
 //	expiry   expireAt unix ns + orderId → nil      (finished orders with ExpireAt)
+//	kv       key → expireAt unix ns (0: never) + value   (Claim; no index)
 package embedded
 
 import (
@@ -16,6 +17,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/fanflow/fanflow/order"
 	"github.com/fanflow/fanflow/persistence"
+	"github.com/fanflow/fanflow/persistence/internal/claim"
 	"github.com/fanflow/fanflow/persistence/internal/cursor"
 )
 
@@ -36,6 +39,7 @@ var (
 	bucketActive  = []byte("active")
 	bucketCreated = []byte("created")
 	bucketExpiry  = []byte("expiry")
+	bucketKV      = []byte("kv")
 )
 
 // chunk is how many index entries one read transaction of Active or one
@@ -86,7 +90,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketOrders, bucketActive, bucketCreated, bucketExpiry} {
+		for _, b := range [][]byte{bucketOrders, bucketActive, bucketCreated, bucketExpiry, bucketKV} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -410,8 +414,19 @@ func (s *Store) Active(ctx context.Context, fn func(orderID string, deadline tim
 }
 
 // Expire implements persistence.Store: it deletes finished orders whose
-// ExpireAt is not after now, chunk by chunk, one transaction per chunk.
+// ExpireAt is not after now, chunk by chunk, one transaction per chunk, and
+// then the claims (see Claim) whose expiry is not after now, which it does
+// not count. The claims have no expiry index: Expire reads every entry of
+// the kv bucket, in read transactions, and writes only where some are due.
 func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
+	total, err := s.expireOrders(ctx, now)
+	if err != nil {
+		return total, err
+	}
+	return total, s.expireClaims(ctx, now)
+}
+
+func (s *Store) expireOrders(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -454,6 +469,180 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 			return total, nil
 		}
 	}
+}
+
+// kvEntry encodes a claim's value in the kv bucket: expireAt unix ns (0:
+// never) big-endian, then the value.
+func kvEntry(expireAt int64, value []byte) []byte {
+	b := make([]byte, 8, 8+len(value))
+	binary.BigEndian.PutUint64(b, uint64(expireAt))
+	return append(b, value...)
+}
+
+// kvLive reports whether the kv entry v (of key) has not expired at now
+// (unix ns).
+func kvLive(key []byte, v []byte, now int64) (bool, error) {
+	if len(v) < 8 {
+		return false, fmt.Errorf("key %s: bad kv entry", key)
+	}
+	at := int64(binary.BigEndian.Uint64(v))
+	return at == 0 || at > now, nil
+}
+
+// expireClaims deletes the kv entries due at now: it reads up to chunk due
+// keys in a read transaction, deletes those still due in a write
+// transaction, and goes on from there until the bucket ends.
+func (s *Store) expireClaims(ctx context.Context, now time.Time) error {
+	due := now.UnixNano()
+	var from []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var keys [][]byte
+		end := false
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketKV).Cursor()
+			k, v := c.Seek(from)
+			if from != nil && bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+			for ; k != nil && len(keys) < chunk; k, v = c.Next() {
+				live, err := kvLive(k, v, due)
+				if err != nil {
+					return err
+				}
+				if !live {
+					keys = append(keys, bytes.Clone(k))
+				}
+			}
+			end = k == nil
+			return nil
+		})
+		if err != nil {
+			return fail("expire", err)
+		}
+		if len(keys) > 0 {
+			err = s.db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketKV)
+				for _, k := range keys {
+					// A claim made since the read may have replaced it.
+					v := b.Get(k)
+					if v == nil {
+						continue
+					}
+					live, err := kvLive(k, v, due)
+					if err != nil {
+						return err
+					}
+					if !live {
+						if err := b.Delete(k); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fail("expire", err)
+			}
+		}
+		if end {
+			return nil
+		}
+		from = keys[len(keys)-1]
+	}
+}
+
+// liveClaim returns the value key holds in b if it has not expired at now.
+func liveClaim(b *bolt.Bucket, key []byte, now time.Time) ([]byte, bool, error) {
+	v := b.Get(key)
+	if v == nil {
+		return nil, false, nil
+	}
+	live, err := kvLive(key, v, now.UnixNano())
+	if err != nil || !live {
+		return nil, false, err
+	}
+	return bytes.Clone(v[8:]), true, nil
+}
+
+// Claim implements persistence.Store. A key that holds a live value is
+// answered from a read transaction; otherwise one write transaction checks
+// again and stores value (one fsync; bbolt serialises it with every other
+// write). Expiry follows the wall clock, read inside the transaction; an
+// expired value counts as absent and is overwritten.
+func (s *Store) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, bool, error) {
+	if err := claim.Check(key, ttl); err != nil {
+		return nil, false, fmt.Errorf("embedded: claim %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("embedded: claim %s: %w", key, err)
+	}
+	var held []byte
+	var live bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		held, live, err = liveClaim(tx.Bucket(bucketKV), []byte(key), time.Now())
+		return err
+	})
+	if err != nil {
+		return nil, false, fail("claim "+key, err)
+	}
+	if live {
+		return held, false, nil
+	}
+	won := false
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKV)
+		now := time.Now()
+		var err error
+		if held, live, err = liveClaim(b, []byte(key), now); err != nil || live {
+			return err
+		}
+		expireAt := int64(0)
+		if ttl > 0 {
+			expireAt = now.UnixNano() + min(int64(ttl), math.MaxInt64-now.UnixNano())
+		}
+		if err := b.Put([]byte(key), kvEntry(expireAt, value)); err != nil {
+			return err
+		}
+		held, won = bytes.Clone(value), true
+		return nil
+	})
+	if err != nil {
+		return nil, false, fail("claim "+key, err)
+	}
+	return held, won, nil
+}
+
+// Release implements persistence.Store: compare and delete in one write
+// transaction, which only runs when a read transaction found key holding
+// value (a write transaction costs an fsync even when it changes nothing).
+func (s *Store) Release(ctx context.Context, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("embedded: release %s: %w", key, err)
+	}
+	holds := func(b *bolt.Bucket) bool {
+		v := b.Get([]byte(key))
+		return len(v) >= 8 && bytes.Equal(v[8:], value)
+	}
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = holds(tx.Bucket(bucketKV))
+		return nil
+	})
+	if err == nil && found {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			if b := tx.Bucket(bucketKV); holds(b) {
+				return b.Delete([]byte(key))
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return fail("release "+key, err)
+	}
+	return nil
 }
 
 // Ping implements persistence.Store: it fails only once the store is closed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -109,4 +110,53 @@ func TestOpen_failsWhileAnotherStoreHoldsTheFile(t *testing.T) {
 // BenchmarkWrites: go test -run '^$' -bench Writes ./persistence/embedded/
 func BenchmarkWrites(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) persistence.Store { return open(b) })
+}
+
+func TestClaim_survivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := embedded.Open(dir, embedded.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, won, err := s.Claim(t.Context(), "secret", []byte("s3cr3t"), 0); err != nil || !won {
+		t.Fatalf("Claim: won %v, %v", won, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = openDir(t, dir)
+	if held, won, err := s.Claim(t.Context(), "secret", []byte("other"), 0); err != nil || won || string(held) != "s3cr3t" {
+		t.Errorf("Claim after reopen = %q, won %v, %v; want \"s3cr3t\" held", held, won, err)
+	}
+}
+
+// TestExpire_sweepsClaimsAcrossChunks: Expire deletes exactly the due
+// claims, whatever the chunk boundaries.
+func TestExpire_sweepsClaimsAcrossChunks(t *testing.T) {
+	for _, n := range []int{1, 3, 1024} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			defer embedded.SetChunk(n)()
+			s := open(t)
+			ctx := t.Context()
+			for i := range 20 {
+				ttl := time.Duration(0)
+				if i%2 == 0 || i >= 15 {
+					ttl = time.Hour
+				}
+				if _, won, err := s.Claim(ctx, fmt.Sprintf("k%02d", i), []byte("v"), ttl); err != nil || !won {
+					t.Fatalf("Claim k%02d: won %v, %v", i, won, err)
+				}
+			}
+			if got, err := s.Expire(ctx, time.Now().Add(2*time.Hour)); err != nil || got != 0 {
+				t.Fatalf("Expire = %d, %v; want 0 (no orders)", got, err)
+			}
+			for i := range 20 {
+				due := i%2 == 0 || i >= 15
+				_, won, err := s.Claim(ctx, fmt.Sprintf("k%02d", i), []byte("w"), 0)
+				if err != nil || won != due {
+					t.Errorf("Claim k%02d after Expire: won %v, %v; want won %v", i, won, err, due)
+				}
+			}
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fanflow/fanflow/persistence"
+	"github.com/fanflow/fanflow/persistence/internal/claim"
 	"github.com/fanflow/fanflow/persistence/internal/cursor"
 )
 
@@ -23,14 +24,26 @@ type Store struct {
 	mu      sync.RWMutex
 	orders  map[string]persistence.Record
 	created []cursor.Pos // listing order: newest first
+	kv      map[string]claimed
 	closed  bool
+}
+
+// claimed is the value a key holds (see Claim).
+type claimed struct {
+	value    []byte
+	expireAt time.Time // zero: never; else with a monotonic reading
+}
+
+// live reports whether c has not expired at now.
+func (c claimed) live(now time.Time) bool {
+	return c.expireAt.IsZero() || now.Before(c.expireAt)
 }
 
 var _ persistence.Store = (*Store)(nil)
 
 // New returns an empty Store.
 func New() *Store {
-	return &Store{orders: make(map[string]persistence.Record)}
+	return &Store{orders: make(map[string]persistence.Record), kv: make(map[string]claimed)}
 }
 
 func posOf(r persistence.Record) cursor.Pos {
@@ -181,7 +194,52 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 			n++
 		}
 	}
+	for key, c := range s.kv {
+		if !c.live(now) {
+			delete(s.kv, key) // not counted: n counts orders
+		}
+	}
 	return n, nil
+}
+
+// Claim implements persistence.Store. Expiry follows the process's
+// monotonic clock; an expired value is replaced by the next claim, and
+// removed by Expire.
+func (s *Store) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, bool, error) {
+	if err := claim.Check(key, ttl); err != nil {
+		return nil, false, fmt.Errorf("memory: claim %s: %w", key, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false, fmt.Errorf("memory: claim %s: %w", key, persistence.ErrClosed)
+	}
+	now := time.Now()
+	if c, ok := s.kv[key]; ok && c.live(now) {
+		return bytes.Clone(c.value), false, nil
+	}
+	c := claimed{value: bytes.Clone(value)}
+	if c.value == nil {
+		c.value = []byte{}
+	}
+	if ttl > 0 {
+		c.expireAt = now.Add(ttl)
+	}
+	s.kv[key] = c
+	return bytes.Clone(c.value), true, nil
+}
+
+// Release implements persistence.Store.
+func (s *Store) Release(ctx context.Context, key string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("memory: release %s: %w", key, persistence.ErrClosed)
+	}
+	if c, ok := s.kv[key]; ok && bytes.Equal(c.value, value) {
+		delete(s.kv, key)
+	}
+	return nil
 }
 
 // Ping implements persistence.Store.
@@ -201,5 +259,6 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.orders = nil
 	s.created = nil
+	s.kv = nil
 	return nil
 }

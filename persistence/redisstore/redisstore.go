@@ -5,6 +5,8 @@
 //	fanflow:ver:{orderId}    string: its version, for the version guard
 //	fanflow:active           sorted set: running orderIds scored by deadline (unix ms)
 //	fanflow:orders           sorted set: all orderIds scored by creation (unix ms)
+//	fanflow:kv:{key}         string: the value claimed for key (Claim), with the
+//	                         claim's ttl as its expiry (none when the ttl is 0)
 //
 // A finished order with an ExpireAt gets it as the absolute expiry (PXAT) of
 // its two keys, and leaves fanflow:active; Redis forgets it by itself. Its id
@@ -21,6 +23,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +37,7 @@ import (
 
 	"github.com/fanflow/fanflow/order"
 	"github.com/fanflow/fanflow/persistence"
+	"github.com/fanflow/fanflow/persistence/internal/claim"
 	"github.com/fanflow/fanflow/persistence/internal/cursor"
 )
 
@@ -88,7 +92,7 @@ type Store struct {
 	owned  bool // Close closes rdb
 	closed atomic.Bool
 
-	orderPrefix, verPrefix, active, orders string
+	orderPrefix, verPrefix, active, orders, kvPrefix string
 }
 
 var _ persistence.Store = (*Store)(nil)
@@ -121,6 +125,7 @@ func NewFromClient(rdb redis.UniversalClient, prefix string) *Store {
 		verPrefix:   prefix + ":ver:",
 		active:      prefix + ":active",
 		orders:      prefix + ":orders",
+		kvPrefix:    prefix + ":kv:",
 	}
 }
 
@@ -496,7 +501,8 @@ func (s *Store) Active(ctx context.Context, fn func(orderID string, deadline tim
 // itself; Expire sweeps fanflow:orders once (ZSCAN, one script call per
 // chunk) and removes the ids whose snapshot is gone, returning how many it
 // removed. The sweep costs one EXISTS per stored order, so run it rarely
-// (every few minutes); List also drops the gone ids it passes over.
+// (every few minutes); List also drops the gone ids it passes over. Claims
+// expire by their Redis TTL; Expire does not touch them.
 func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 	if err := s.checkOpen("expire"); err != nil {
 		return 0, err
@@ -530,6 +536,62 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return removed, nil
+}
+
+// Claim implements persistence.Store with one command,
+// SET fanflow:kv:{key} value NX [PX ttl] GET: Redis stores value only if
+// the key is absent (Redis forgets it once its ttl has passed) and replies
+// with the value it held, or nil when it stored this one. The ttl is kept
+// to the millisecond, rounded up.
+//
+// go-redis retries a command whose connection failed (max_retries in the
+// URL); if the first attempt had stored value, the retry reports it held
+// and won false.
+func (s *Store) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, bool, error) {
+	if err := claim.Check(key, ttl); err != nil {
+		return nil, false, fmt.Errorf("redisstore: claim %s: %w", key, err)
+	}
+	if err := s.checkOpen("claim " + key); err != nil {
+		return nil, false, err
+	}
+	args := []any{"set", s.kvPrefix + key, value, "nx"}
+	if ttl > 0 {
+		ms := ttl / time.Millisecond
+		if ttl%time.Millisecond != 0 {
+			ms++
+		}
+		args = append(args, "px", int64(ms))
+	}
+	args = append(args, "get")
+	old, err := s.rdb.Do(ctx, args...).Text()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return bytes.Clone(value), true, nil
+	case err != nil:
+		return nil, false, fail("claim "+key, err)
+	}
+	return []byte(old), false, nil
+}
+
+// releaseScript deletes KEYS[1] if it holds ARGV[1]; it returns how many
+// keys it deleted.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// Release implements persistence.Store with one script call (EVALSHA, or
+// EVAL when the server's script cache is empty).
+func (s *Store) Release(ctx context.Context, key string, value []byte) error {
+	if err := s.checkOpen("release " + key); err != nil {
+		return err
+	}
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.kvPrefix + key}, value).Err(); err != nil {
+		return fail("release "+key, err)
+	}
+	return nil
 }
 
 // Ping implements persistence.Store.

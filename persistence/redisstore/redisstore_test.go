@@ -229,3 +229,67 @@ func BenchmarkWritesAOFAlways(b *testing.B) {
 		return open(b, redistest.Start(b, "--appendonly", "yes", "--appendfsync", "always"))
 	})
 }
+
+func TestClaim_keyLayoutForOperators(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	s := redisstore.NewFromClient(rdb, "ff")
+	ctx := testCtx(t)
+
+	if _, won, err := s.Claim(ctx, "secret", []byte("s3cr3t"), 0); err != nil || !won {
+		t.Fatalf("Claim secret: won %v, %v", won, err)
+	}
+	if _, won, err := s.Claim(ctx, "idem:abc", []byte("ord-1"), time.Hour); err != nil || !won {
+		t.Fatalf("Claim idem:abc: won %v, %v", won, err)
+	}
+	// A ttl under a millisecond is rounded up, not down to PX 0 (an error).
+	if _, won, err := s.Claim(ctx, "tiny", []byte("v"), time.Microsecond); err != nil || !won {
+		t.Fatalf("Claim with a 1µs ttl: won %v, %v", won, err)
+	}
+	if got, err := rdb.Get(ctx, "ff:kv:secret").Result(); err != nil || got != "s3cr3t" {
+		t.Errorf("GET ff:kv:secret = %q, %v; want the value verbatim", got, err)
+	}
+	if got := rdb.PTTL(ctx, "ff:kv:secret").Val(); got != -1 {
+		t.Errorf("PTTL ff:kv:secret = %v, want none (ttl 0)", got)
+	}
+	if got := rdb.PTTL(ctx, "ff:kv:idem:abc").Val(); got <= time.Hour-time.Minute || got > time.Hour {
+		t.Errorf("PTTL ff:kv:idem:abc = %v, want 1h or a little less", got)
+	}
+	if err := s.Release(ctx, "idem:abc", []byte("ord-1")); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if n := rdb.Exists(ctx, "ff:kv:idem:abc").Val(); n != 0 {
+		t.Errorf("ff:kv:idem:abc exists after Release")
+	}
+}
+
+func TestClaim_serverDownIsUnavailableThenRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := redisstore.New(redisstore.Options{URL: srv.URL() + "?max_retries=-1"}) // fail fast
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := testCtx(t)
+
+	srv.Kill()
+	if _, _, err := s.Claim(ctx, "idem-1", []byte("v"), time.Minute); !errors.Is(err, persistence.ErrUnavailable) || !strings.Contains(err.Error(), "idem-1") {
+		t.Errorf("Claim with the server down: %v, want ErrUnavailable naming the key", err)
+	}
+	if err := s.Release(ctx, "idem-1", []byte("v")); !errors.Is(err, persistence.ErrUnavailable) {
+		t.Errorf("Release with the server down: %v, want ErrUnavailable", err)
+	}
+
+	// A new server has an empty script cache: Release must load its script.
+	srv.Restart()
+	if _, won, err := s.Claim(ctx, "idem-1", []byte("v"), time.Minute); err != nil || !won {
+		t.Fatalf("Claim after restart: won %v, %v", won, err)
+	}
+	if err := s.Release(ctx, "idem-1", []byte("v")); err != nil {
+		t.Fatalf("Release after restart: %v", err)
+	}
+	if held, won, err := s.Claim(ctx, "idem-1", []byte("w"), 0); err != nil || !won || string(held) != "w" {
+		t.Errorf("Claim after Release = %q, won %v, %v; want \"w\", won", held, won, err)
+	}
+}

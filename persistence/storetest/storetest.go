@@ -13,6 +13,8 @@
 //   - a running record never expires: its ExpireAt is ignored and loads as
 //     zero;
 //   - errors about one order name its id;
+//   - claims (Claim, Release) live apart from orders: a claim key may equal an
+//     order id, and Expire does not count claims;
 //   - after Close, operations fail with persistence.ErrClosed.
 //
 // It also offers Bench, the snapshot-write benchmark shared by the backends.
@@ -39,7 +41,8 @@ import (
 type Features struct {
 	// NativeExpiry: the backend forgets finished orders by itself once their
 	// ExpireAt has passed (Redis TTL), possibly as soon as they are saved,
-	// so Expire's count is not checked.
+	// so Expire's count is not checked; likewise claims, which Expire then
+	// leaves alone.
 	NativeExpiry bool
 }
 
@@ -68,6 +71,13 @@ func Run(t *testing.T, newStore func(t *testing.T) persistence.Store, f Features
 		{"Expire_forgetsDueFinishedOrders", func(t *testing.T, s persistence.Store) { testExpire(t, s, f) }},
 		{"Concurrent_saves", testConcurrent},
 		{"Ping", testPing},
+		{"Claim_firstWinsOthersGetItsValue", testClaimFirstWins},
+		{"Claim_keysAreIndependent", testClaimKeysIndependent},
+		{"Claim_ttlExpiresZeroKeeps", testClaimTTL},
+		{"Claim_expireSweepsDueClaimsOnly", func(t *testing.T, s persistence.Store) { testClaimExpire(t, s, f) }},
+		{"Claim_concurrentExactlyOneWins", testClaimConcurrent},
+		{"Claim_badArguments", testClaimBadArguments},
+		{"Release_onlyByTheHolder", testRelease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -601,5 +611,11 @@ func testClosed(t *testing.T, s persistence.Store) {
 	}
 	if err := s.Ping(ctx(t)); !errors.Is(err, persistence.ErrClosed) {
 		t.Errorf("Ping after Close: got %v, want ErrClosed", err)
+	}
+	if _, _, err := s.Claim(ctx(t), "idem-1", []byte("v"), 0); !errors.Is(err, persistence.ErrClosed) {
+		t.Errorf("Claim after Close: got %v, want ErrClosed", err)
+	}
+	if err := s.Release(ctx(t), "idem-1", []byte("v")); !errors.Is(err, persistence.ErrClosed) {
+		t.Errorf("Release after Close: got %v, want ErrClosed", err)
 	}
 }
