@@ -43,6 +43,8 @@ type runtime struct {
 	// stored snapshot, so reads need no store round trip. Each order's
 	// actor is the only writer of its entry.
 	durable sync.Map
+	// dir finds the actor of an order in memory.
+	dir directory
 }
 
 type observer struct{ o Observer }
@@ -127,8 +129,9 @@ func New(cfg Config, obs Observer) (*Client, error) {
 	return &Client{rt: &runtime{cfg: cfg, log: log, metrics: observer{obs}, types: types}, system: system}, nil
 }
 
-// Close stops every actor. Snapshots already handed to the Saver are the
-// Saver's to flush.
+// Close marks the actor system stopped: new requests get ErrClosed. Actors
+// still holding timers or callouts run on until the process ends; snapshots
+// already handed to the Saver are the Saver's to flush.
 func (c *Client) Close() {
 	c.system.Shutdown()
 }
@@ -150,9 +153,10 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]byte, error) 
 	}
 	// The actor is spawned before the key is claimed, so that a concurrent
 	// create that loses the claim finds it (and waits for its answer).
-	pid, err := c.system.Root.SpawnNamed(newOrderProps(c.rt, ev.OrderID, &boot{fresh: true}), ev.OrderID)
-	if err != nil {
-		return nil, fmt.Errorf("order %s: spawn: %w", ev.OrderID, err)
+	pid := c.spawn(ev.OrderID, &boot{fresh: true})
+	if _, ok := c.rt.dir.enter(ev.OrderID, pid); !ok {
+		c.discard(ev.OrderID, pid)
+		return nil, fmt.Errorf("order %s: %w: id already in use", ev.OrderID, ErrUnavailable)
 	}
 	if req.IdempotencyKey != "" {
 		return c.submitOnce(ctx, req.IdempotencyKey, ev, pid)
@@ -161,12 +165,23 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]byte, error) 
 }
 
 func (c *Client) create(ctx context.Context, pid *actor.PID, ev order.Created) ([]byte, error) {
+	data, _, err := c.createAnswered(ctx, pid, ev)
+	return data, err
+}
+
+// createAnswered creates ev and says whether the outcome is known: false
+// when the actor did not answer in time, in which case the order may still
+// come into being.
+func (c *Client) createAnswered(ctx context.Context, pid *actor.PID, ev order.Created) ([]byte, bool, error) {
 	res, err := c.request(ctx, pid, createOrder{ev: ev})
+	if errors.Is(err, actor.ErrDeadLetter) {
+		return nil, true, fmt.Errorf("order %s: create: %w: its actor stopped", ev.OrderID, ErrUnavailable)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("order %s: create: %w", ev.OrderID, err)
+		return nil, false, fmt.Errorf("order %s: create: %w", ev.OrderID, err)
 	}
 	r := res.(orderReply)
-	return r.data, r.err
+	return r.data, true, r.err
 }
 
 // submitOnce creates ev unless key already names an order, whose answer it
@@ -176,13 +191,15 @@ func (c *Client) submitOnce(ctx context.Context, key string, ev order.Created, p
 	for range 2 {
 		held, won, err := c.rt.cfg.Claims.Claim(ctx, claimKey, []byte(ev.OrderID), c.rt.cfg.storeRetention())
 		if err != nil {
-			c.system.Root.Stop(pid)
+			c.discard(ev.OrderID, pid)
 			return nil, fmt.Errorf("idempotency key %q: %w: %w", key, ErrUnavailable, err)
 		}
 		if won {
-			data, err := c.create(ctx, pid, ev)
-			if err != nil {
+			data, known, err := c.createAnswered(ctx, pid, ev)
+			if err != nil && known {
 				// Nothing was created: give the key back for the next try.
+				// (Unanswered, the create may still succeed: the key stays,
+				// and a repeat waits for that order's answer.)
 				if rerr := c.rt.cfg.Claims.Release(context.WithoutCancel(ctx), claimKey, []byte(ev.OrderID)); rerr != nil {
 					c.rt.log.Warn("idempotency key not released", "key", key, "orderId", ev.OrderID, "err", rerr)
 				}
@@ -192,17 +209,17 @@ func (c *Client) submitOnce(ctx context.Context, key string, ev order.Created, p
 		first := string(held)
 		data, err := c.ask(ctx, first, firstAnswer{}, "replay")
 		if !errors.Is(err, ErrNotFound) {
-			c.system.Root.Stop(pid)
+			c.discard(ev.OrderID, pid)
 			return data, err
 		}
 		// The key names an order that was never stored (its create failed
 		// and the key was not given back): free it and claim again.
 		if err := c.rt.cfg.Claims.Release(ctx, claimKey, held); err != nil {
-			c.system.Root.Stop(pid)
+			c.discard(ev.OrderID, pid)
 			return nil, fmt.Errorf("idempotency key %q: %w: %w", key, ErrUnavailable, err)
 		}
 	}
-	c.system.Root.Stop(pid)
+	c.discard(ev.OrderID, pid)
 	return nil, fmt.Errorf("idempotency key %q: %w: its order keeps vanishing", key, ErrUnavailable)
 }
 
@@ -248,6 +265,9 @@ func (c *Client) created(req SubmitRequest) (order.Created, error) {
 	if len(names) == 0 {
 		return order.Created{}, &FieldError{Field: "jobs", Msg: "must name at least one job type"}
 	}
+	if len(req.Parameters) > 0 && !json.Valid(req.Parameters) {
+		return order.Created{}, &FieldError{Field: "parameters", Msg: "must be valid JSON"}
+	}
 	if len(req.IdempotencyKey) > MaxIdempotencyKey {
 		return order.Created{}, &FieldError{Field: "Idempotency-Key", Msg: fmt.Sprintf("must be at most %d bytes", MaxIdempotencyKey)}
 	}
@@ -287,6 +307,12 @@ func (c *Client) created(req SubmitRequest) (order.Created, error) {
 // order from the store if it is not in memory, and returns the outcome once
 // the change it made is durable.
 func (c *Client) Callback(ctx context.Context, req CallbackRequest) (order.Outcome, error) {
+	if len(req.Result) > 0 && !json.Valid(req.Result) {
+		return order.Outcome{}, &FieldError{Field: "result", Msg: "must be valid JSON"}
+	}
+	if len(req.Error) > 0 && !json.Valid(req.Error) {
+		return order.Outcome{}, &FieldError{Field: "error", Msg: "must be valid JSON"}
+	}
 	if t := c.rt.cfg.Tokens; t != nil && !t.Valid(req.OrderID, req.JobID, req.Token) {
 		return order.Outcome{}, fmt.Errorf("order %s job %s: %w", req.OrderID, req.JobID, ErrUnauthorized)
 	}
@@ -310,14 +336,26 @@ func (c *Client) Callback(ctx context.Context, req CallbackRequest) (order.Outco
 // find returns the PID of an order's actor, spawning one that loads the
 // order from the store if none is in memory.
 func (c *Client) find(id string) *actor.PID {
-	if _, ok := c.system.ProcessRegistry.GetLocal(id); ok {
-		return c.system.NewLocalPID(id)
+	if pid, ok := c.rt.dir.lookup(id); ok {
+		return pid
 	}
-	pid, err := c.system.Root.SpawnNamed(newOrderProps(c.rt, id, &boot{}), id)
-	if err != nil && !errors.Is(err, actor.ErrNameExists) {
-		return c.system.NewLocalPID(id)
+	pid := c.spawn(id, &boot{})
+	actual, ok := c.rt.dir.enter(id, pid)
+	if !ok { // another request brought it in first
+		c.discard(id, pid)
 	}
-	return pid
+	return actual
+}
+
+// spawn starts an actor incarnation for order id under a unique name.
+func (c *Client) spawn(id string, b *boot) *actor.PID {
+	return c.system.Root.SpawnPrefix(newOrderProps(c.rt, id, b), id+"#")
+}
+
+// discard stops an incarnation that will not serve its order.
+func (c *Client) discard(id string, pid *actor.PID) {
+	c.rt.dir.leave(id, pid)
+	c.system.Root.Stop(pid)
 }
 
 // Get returns the stored snapshot of an order: from memory if the order is
@@ -345,6 +383,9 @@ func (c *Client) request(ctx context.Context, pid *actor.PID, msg any) (any, err
 	timeout := c.rt.cfg.RequestTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
+	}
+	if timeout <= 0 {
+		return nil, fmt.Errorf("%w: no time left: %w", ErrUnavailable, context.DeadlineExceeded)
 	}
 	res, err := c.system.Root.RequestFuture(pid, msg, timeout).Result()
 	switch {

@@ -94,13 +94,19 @@ type switchSaver struct {
 	inner   actors.Saver
 	mu      sync.Mutex
 	failing bool
+	refused int // writes failed so far
 }
 
 func (s *switchSaver) fail(on bool) { s.mu.Lock(); s.failing = on; s.mu.Unlock() }
 
+func (s *switchSaver) refusedCount() int { s.mu.Lock(); defer s.mu.Unlock(); return s.refused }
+
 func (s *switchSaver) Enqueue(r persistence.Record, done func(error)) {
 	s.mu.Lock()
 	failing := s.failing
+	if failing {
+		s.refused++
+	}
 	s.mu.Unlock()
 	if failing {
 		done(persistence.ErrUnavailable)

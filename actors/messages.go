@@ -58,6 +58,17 @@ type deadlineFired struct{ deadline time.Time }
 // retryEvent re-delivers an internal event whose snapshot could not be stored.
 type retryEvent struct{ ev order.Event }
 
+// passivate stops an order actor that has left the directory, once the
+// messages sent to it before have been handled.
+type passivate struct{}
+
+// reactivate tries again an activation whose snapshot could not be stored.
+type reactivate struct{}
+
+// idleCheck is sent by an order actor's idle timer; activity is the count
+// of messages the actor had handled when the timer was set.
+type idleCheck struct{ activity uint64 }
+
 // callOut asks a job actor to call its service, at at (zero: now).
 type callOut struct {
 	attempt int
@@ -103,5 +114,8 @@ func (loaded) IgnoreDeadLetterLogging()        {}
 func (compensated) IgnoreDeadLetterLogging()   {}
 func (notified) IgnoreDeadLetterLogging()      {}
 func (finish) IgnoreDeadLetterLogging()        {}
+func (reactivate) IgnoreDeadLetterLogging()    {}
+func (passivate) IgnoreDeadLetterLogging()     {}
+func (idleCheck) IgnoreDeadLetterLogging()     {}
 
 var _ actor.IgnoreDeadLetterLogging = persisted{}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,6 +16,12 @@ import (
 // internalRetry is how long an order waits before stepping again an internal
 // event (a callout result, a deadline) whose snapshot could not be stored.
 const internalRetry = time.Second
+
+// passivateGrace is how long an order actor that has left the directory
+// keeps serving before it stops: a request that found it just before it left
+// has long been delivered by then (protoactor drops, unanswered, what reaches
+// a stopped actor's mailbox).
+const passivateGrace = time.Second
 
 // boot survives restarts of one order actor by its supervisor: a fresh actor
 // waits for its createOrder; once a snapshot is stored, a restarted one loads.
@@ -52,6 +59,10 @@ type orderActor struct {
 
 	children map[string]*actor.PID
 	timer    *time.Timer
+
+	// The idle timer passivates an order that has nothing left to do.
+	idle     *time.Timer
+	activity uint64 // messages handled so far
 }
 
 func newOrderProps(rt *runtime, id string, b *boot) *actor.Props {
@@ -66,7 +77,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		if a.boot.fresh {
 			// A fresh order that never gets its createOrder goes away.
-			ctx.SetReceiveTimeout(a.rt.cfg.RequestTimeout)
+			a.armIdle(ctx, a.rt.cfg.RequestTimeout)
 			return
 		}
 		a.load(ctx)
@@ -74,12 +85,36 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		if a.timer != nil {
 			a.timer.Stop()
 		}
+		if a.idle != nil {
+			a.idle.Stop()
+		}
 		a.rt.durable.Delete(a.id)
-	case *actor.ReceiveTimeout:
+		a.rt.dir.leave(a.id, ctx.Self())
+	case idleCheck:
+		// Passivation, in two steps so that no request is dropped: leave the
+		// directory (new requests activate a new incarnation), then stop
+		// after a grace period in which requests already on their way here
+		// are still served.
+		if msg.activity == a.activity && !a.busy && (a.m == nil || a.m.Settled()) {
+			a.rt.dir.leave(a.id, ctx.Self())
+			self, root := ctx.Self(), ctx.ActorSystem().Root
+			time.AfterFunc(passivateGrace, func() { root.Send(self, passivate{}) })
+		}
+	case passivate:
 		if !a.busy && (a.m == nil || a.m.Settled()) {
 			a.refuseStash(ctx, fmt.Errorf("order %s: %w", a.id, ErrNotFound))
-			ctx.Stop(ctx.Self())
+			ctx.Stop(ctx.Self()) // already out of the directory
+			return
 		}
+		// A request that came meanwhile gave it work: stay, unless another
+		// incarnation has taken over (then its store version wins).
+		if _, ok := a.rt.dir.enter(a.id, ctx.Self()); !ok {
+			a.stop(ctx)
+		}
+	case reactivate:
+		a.busy = false
+		a.step(ctx, order.Activated{At: a.rt.cfg.Now()}, nil)
+		a.drain(ctx)
 	case loaded:
 		a.onLoaded(ctx, msg)
 		a.drain(ctx)
@@ -88,6 +123,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.drain(ctx)
 	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
 	default:
+		a.activity++
 		if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
 			// Busy, or a fresh order whose create has not come yet: wait.
 			a.stash = append(a.stash, stashed{msg: msg, sender: ctx.Sender()})
@@ -96,6 +132,12 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.handle(ctx, msg, ctx.Sender())
 		a.drain(ctx)
 	}
+}
+
+// stop leaves the directory and stops this incarnation.
+func (a *orderActor) stop(ctx actor.Context) {
+	a.rt.dir.leave(a.id, ctx.Self())
+	ctx.Stop(ctx.Self())
 }
 
 // drain handles stashed messages until one starts I/O or none is left.
@@ -107,8 +149,18 @@ func (a *orderActor) drain(ctx actor.Context) {
 		a.handle(ctx, s.msg, s.sender)
 	}
 	if !a.busy && a.m != nil && a.m.Settled() {
-		ctx.SetReceiveTimeout(a.rt.cfg.FinishedIdle)
+		a.armIdle(ctx, a.rt.cfg.FinishedIdle)
 	}
+}
+
+// armIdle (re)starts the idle timer: if no message comes within d, the
+// actor stops, provided it still has nothing to do then.
+func (a *orderActor) armIdle(ctx actor.Context, d time.Duration) {
+	if a.idle != nil {
+		a.idle.Stop()
+	}
+	self, root, seen := ctx.Self(), ctx.ActorSystem().Root, a.activity
+	a.idle = time.AfterFunc(d, func() { root.Send(self, idleCheck{activity: seen}) })
 }
 
 func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
@@ -119,7 +171,6 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
 			ctx.Send(sender, orderReply{err: fmt.Errorf("order %s: %w: already created", a.id, ErrInvalid)})
 			return
 		}
-		ctx.CancelReceiveTimeout()
 		a.m = order.New(a.rt.cfg.Policy)
 		a.step(ctx, msg.ev, sender)
 	case callback:
@@ -187,7 +238,7 @@ func (a *orderActor) step(ctx actor.Context, ev order.Event, sender *actor.PID) 
 		a.reply(ctx, sender, ev, order.Reply{Err: err})
 		if a.durable == nil { // a create that was refused: nothing exists
 			a.refuseStash(ctx, fmt.Errorf("order %s: %w", a.id, ErrNotFound))
-			ctx.Stop(ctx.Self())
+			a.stop(ctx)
 		}
 		return
 	}
@@ -224,15 +275,16 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.P
 }
 
 func (a *orderActor) persist(ctx actor.Context, version uint64, rest []order.Effect, sender *actor.PID, ev order.Event) {
+	a.busy = true
+	a.after, a.sender, a.event = rest, sender, ev
 	data, err := json.Marshal(a.m.View())
 	if err != nil {
-		// Only invalid raw JSON could do this, and the API validates it; treat
-		// it as a failed write so that nothing runs ahead.
+		// Only invalid raw JSON could do this, and the Client validates it;
+		// treat it as a failed write so that nothing runs ahead.
 		a.onPersisted(ctx, persisted{version: version, err: fmt.Errorf("encode snapshot: %w", err)})
 		return
 	}
-	a.busy = true
-	a.inflight, a.after, a.sender, a.event = data, rest, sender, ev
+	a.inflight = data
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	rec := persistence.RecordOf(a.m.View(), data, a.rt.cfg.storeRetention())
 	a.rt.cfg.Saver.Enqueue(rec, func(err error) { root.Send(self, persisted{version: version, err: err}) })
@@ -258,7 +310,7 @@ func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
 	if a.durable == nil { // the order was never stored: it does not exist
 		a.m = nil
 		a.refuseStash(ctx, fmt.Errorf("order %s: %w: its creation was not stored", a.id, ErrUnavailable))
-		ctx.Stop(ctx.Self())
+		a.stop(ctx)
 		return
 	}
 	if errors.Is(p.err, persistence.ErrStale) {
@@ -268,8 +320,15 @@ func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
 		return
 	}
 	a.rollback(ev)
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	if _, ok := ev.(order.Activated); ok {
+		// Nothing may step the machine before its activation is stored:
+		// stay busy (stashing) until a retried activation is.
+		a.busy = true
+		time.AfterFunc(internalRetry, func() { root.Send(self, reactivate{}) })
+		return
+	}
 	if sender == nil && ev != nil { // an internal event: try it again later
-		self, root := ctx.Self(), ctx.ActorSystem().Root
 		time.AfterFunc(internalRetry, func() { root.Send(self, retryEvent{ev: ev}) })
 	}
 }
@@ -323,7 +382,7 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 			err = fmt.Errorf("order %s: load: %w: %w", a.id, ErrUnavailable, err)
 		}
 		a.refuseStash(ctx, err)
-		ctx.Stop(ctx.Self())
+		a.stop(ctx)
 		return
 	}
 	a.durable = l.rec.Data
@@ -366,17 +425,20 @@ func (a *orderActor) reply(ctx actor.Context, sender *actor.PID, ev order.Event,
 }
 
 func (a *orderActor) child(ctx actor.Context, j order.JobRef) *actor.PID {
-	if pid, ok := a.children[j.JobID]; ok {
+	// One job actor per job and drive: after a retry of the order, the
+	// actors of the previous drive may still be compensating.
+	name := j.JobID + "." + strconv.Itoa(a.m.View().Retries)
+	if pid, ok := a.children[name]; ok {
 		return pid
 	}
 	if a.children == nil {
 		a.children = make(map[string]*actor.PID, 4)
 	}
-	pid, err := ctx.SpawnNamed(newJobProps(a.rt, a.id, j), j.JobID)
+	pid, err := ctx.SpawnNamed(newJobProps(a.rt, a.id, j), name)
 	if err != nil && !errors.Is(err, actor.ErrNameExists) {
 		panic(fmt.Sprintf("order %s: spawn job %s: %v", a.id, j.JobID, err))
 	}
-	a.children[j.JobID] = pid
+	a.children[name] = pid
 	return pid
 }
 
