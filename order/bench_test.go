@@ -34,7 +34,7 @@ func BenchmarkStep_fullOrder(b *testing.B) {
 }
 
 // completedOrder is the snapshot of a finished three-job order.
-func completedOrder(b *testing.B) order.Order {
+func completedOrder(b testing.TB) order.Order {
 	b.Helper()
 	m := machineAfter(b, order.Policy{}, accepted(0, 1, 1), accepted(1, 1, 2), accepted(2, 1, 3),
 		callback(0, time.Second), callback(1, 2*time.Second), callback(2, 3*time.Second))
@@ -70,6 +70,21 @@ func BenchmarkSnapshotDecode(b *testing.B) {
 		}
 		if len(o.Jobs) != 3 {
 			b.Fatalf("%d jobs decoded", len(o.Jobs))
+		}
+	}
+}
+
+func BenchmarkSnapshotAppendJSON(b *testing.B) {
+	o := completedOrder(b)
+	data, err := o.AppendJSON(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := o.AppendJSON(nil); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package order_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -182,6 +183,9 @@ func checkStep(e order.Event, before, after order.Order, effs []order.Effect) st
 			persisted = true
 			if eff.Version != before.Version+1 || eff.Version != after.Version {
 				bad("Persist{%d}: version before %d, after %d", eff.Version, before.Version, after.Version)
+			}
+			if msg := jsonMismatch(&after); msg != "" {
+				bad("snapshot to persist: %s", msg)
 			}
 		case order.Notify:
 			notified++
@@ -430,4 +434,18 @@ func wantEffects(t testing.TB, got, want []order.Effect) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("effects\n got %s\nwant %s", fmtEffects(got), fmtEffects(want))
 	}
+}
+
+// jsonMismatch compares Order.AppendJSON with encoding/json on o: both must
+// fail, or both give the same bytes. It returns what differs, or "".
+func jsonMismatch(o *order.Order) string {
+	want, werr := json.Marshal(o)
+	got, gerr := o.AppendJSON(nil)
+	switch {
+	case (werr == nil) != (gerr == nil):
+		return fmt.Sprintf("AppendJSON error %v, json.Marshal error %v", gerr, werr)
+	case werr == nil && !bytes.Equal(got, want):
+		return fmt.Sprintf("AppendJSON\n  %s\njson.Marshal\n  %s", got, want)
+	}
+	return ""
 }

@@ -39,11 +39,14 @@ func ParseStatus(name string) (Status, error) {
 }
 
 // MarshalText implements encoding.TextMarshaler.
-func (s Status) MarshalText() ([]byte, error) {
+func (s Status) MarshalText() ([]byte, error) { return s.appendText(nil) }
+
+// appendText appends the status's name to b, or fails for an invalid status.
+func (s Status) appendText(b []byte) ([]byte, error) {
 	if s == 0 || int(s) >= len(statusNames) {
 		return nil, fmt.Errorf("order: invalid status %d", uint8(s))
 	}
-	return []byte(statusNames[s]), nil
+	return append(b, statusNames[s]...), nil
 }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
@@ -95,11 +98,14 @@ func ParseJobStatus(name string) (JobStatus, error) {
 }
 
 // MarshalText implements encoding.TextMarshaler.
-func (s JobStatus) MarshalText() ([]byte, error) {
+func (s JobStatus) MarshalText() ([]byte, error) { return s.appendText(nil) }
+
+// appendText appends the job status's name to b, or fails for an invalid one.
+func (s JobStatus) appendText(b []byte) ([]byte, error) {
 	if s == 0 || int(s) >= len(jobStatusNames) {
 		return nil, fmt.Errorf("order: invalid job status %d", uint8(s))
 	}
-	return []byte(jobStatusNames[s]), nil
+	return append(b, jobStatusNames[s]...), nil
 }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
