@@ -35,8 +35,11 @@ type Observer interface {
 
 // runtime is what every actor of one Client shares. Read-only after New.
 type runtime struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// debug is whether log takes debug records, decided once at New: asking
+	// the handler on every callback costs more than the rest of the reply.
+	debug   bool
 	metrics observer
 	types   map[string]order.JobSpec
 	// durable maps the id of every order in memory to the JSON of its last
@@ -45,6 +48,8 @@ type runtime struct {
 	durable sync.Map
 	// dir finds the actor of an order in memory.
 	dir directory
+	// disp runs the mailboxes of every order and job actor.
+	disp *poolDispatcher
 }
 
 type observer struct{ o Observer }
@@ -126,7 +131,9 @@ func New(cfg Config, obs Observer) (*Client, error) {
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log.With("lib", "protoactor") }),
 		actor.WithDeadLetterRequestLogging(false),
 	)
-	return &Client{rt: &runtime{cfg: cfg, log: log, metrics: observer{obs}, types: types}, system: system}, nil
+	rt := &runtime{cfg: cfg, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug), metrics: observer{obs}, types: types,
+		disp: newPoolDispatcher(defaultWorkers(), mailboxThroughput)}
+	return &Client{rt: rt, system: system}, nil
 }
 
 // Close marks the actor system stopped: new requests get ErrClosed. Actors
@@ -134,6 +141,7 @@ func New(cfg Config, obs Observer) (*Client, error) {
 // already handed to the Saver are the Saver's to flush.
 func (c *Client) Close() {
 	c.system.Shutdown()
+	c.rt.disp.stop()
 }
 
 // NewID returns a new time-ordered id: a UUIDv7 in hex without dashes.

@@ -28,7 +28,7 @@ type jobActor struct {
 func newJobProps(rt *runtime, orderID string, j order.JobRef) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &jobActor{rt: rt, orderID: orderID, job: j}
-	})
+	}, actor.WithDispatcher(rt.disp))
 }
 
 // Receive implements actor.Actor.

@@ -68,7 +68,7 @@ type orderActor struct {
 func newOrderProps(rt *runtime, id string, b *boot) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &orderActor{rt: rt, id: id, boot: b}
-	})
+	}, actor.WithDispatcher(rt.disp))
 }
 
 // Receive implements actor.Actor.
@@ -277,7 +277,7 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.P
 func (a *orderActor) persist(ctx actor.Context, version uint64, rest []order.Effect, sender *actor.PID, ev order.Event) {
 	a.busy = true
 	a.after, a.sender, a.event = rest, sender, ev
-	data, err := json.Marshal(a.m.View())
+	data, err := a.m.View().AppendJSON(nil)
 	if err != nil {
 		// Only invalid raw JSON could do this, and the Client validates it;
 		// treat it as a failed write so that nothing runs ahead.
@@ -417,7 +417,7 @@ func (a *orderActor) reply(ctx actor.Context, sender *actor.PID, ev order.Event,
 		}
 		ctx.Send(sender, orderReply{data: a.durable})
 	case order.CallbackReceived:
-		if r.Err == nil {
+		if r.Err == nil && a.rt.debug {
 			a.rt.log.Debug("callback applied", "orderId", a.id, "jobId", r.Outcome.JobID, "jobStatus", r.Outcome.JobStatus.String(), "duplicate", r.Outcome.Duplicate)
 		}
 		ctx.Send(sender, callbackDone{out: r.Outcome, err: r.Err})
