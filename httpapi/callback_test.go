@@ -90,6 +90,16 @@ func TestCallback_passesTheRequestToTheService(t *testing.T) {
 			want: actors.CallbackRequest{OrderID: "o-1", JobID: "j-1", Failed: true, Error: json.RawMessage(`"boom"`), Result: json.RawMessage(`7`)},
 		},
 		{
+			name: "a repeated member counts by its last occurrence; names are exact",
+			body: `{"orderId":"o-0","OrderId":"o-x","orderId":"o-1","jobId":"j-1","Status":"failed"}`,
+			want: actors.CallbackRequest{OrderID: "o-1", JobID: "j-1"},
+		},
+		{
+			name: "escaped ids and names are read as encoding/json reads them",
+			body: "{\"order\\u0049d\":\"o-\\u0031\",\"jobId\":\"j-\u00fc\\n\xff\",\"result\":{\"s\" : \"\\u00fc \\\"q\\\"\"}}",
+			want: actors.CallbackRequest{OrderID: "o-1", JobID: "j-\u00fc\n\ufffd", Result: json.RawMessage(`{"s":"\u00fc \"q\""}`)},
+		},
+		{
 			name: "null status, result and error are absent",
 			body: `{"orderId":"o-1","jobId":"j-1","status":null,"result":null,"error":null}`,
 			want: actors.CallbackRequest{OrderID: "o-1", JobID: "j-1"},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fanflow/fanflow/actors"
+	"github.com/valyala/fastjson"
 )
 
 // maxDeadline bounds deadlineMs: an order may wait at most 30 days.
@@ -144,43 +145,66 @@ func parseCancel(body []byte) (string, *apiError) {
 }
 
 // parseCallback turns a callback body (and the token header) into a
-// CallbackRequest. It is on the hot path: one decode. Member names match
-// exactly (a struct would match them case-insensitively); job services echo
-// the whole callout body, so other members are allowed and ignored.
+// CallbackRequest. It is on the hot path (every job calls back once): the
+// body is checked by encoding/json's validator, then parsed once with a
+// pooled fastjson parser. Member names match exactly (a struct would match
+// them case-insensitively), a repeated member counts by its last
+// occurrence, as in a map; job services echo the whole callout body, so
+// other members are allowed and ignored.
 func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError) {
 	var req actors.CallbackRequest
 	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		_, ae := object(body) // names the problem: empty, not JSON, or not an object
+		if ae == nil {
+			ae = badRequest("invalid_body", "", "request body must be a JSON object")
+		}
 		return req, ae
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &m); err != nil {
+	p := callbackParsers.Get()
+	defer callbackParsers.Put(p)
+	v, err := p.ParseBytes(trimmed)
+	if err != nil { // valid JSON that fastjson refuses (nested too deeply)
 		return req, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
 	}
-	cb := struct{ OrderID, JobID, Token, Status, Result, Error json.RawMessage }{
-		m["orderId"], m["jobId"], m["callbackToken"], m["status"], m["result"], m["error"]}
+	// Each member's JSON as it was sent, compact; nil when absent or null.
+	var cb struct{ orderID, jobID, token, status, result, errv json.RawMessage }
+	v.GetObject().Visit(func(key []byte, v *fastjson.Value) {
+		switch string(key) {
+		case "orderId":
+			cb.orderID = rawMember(v)
+		case "jobId":
+			cb.jobID = rawMember(v)
+		case "callbackToken":
+			cb.token = rawMember(v)
+		case "status":
+			cb.status = rawMember(v)
+		case "result":
+			cb.result = rawMember(v)
+		case "error":
+			cb.errv = rawMember(v)
+		}
+	})
 	var ae *apiError
-	if req.OrderID, ae = requiredString(cb.OrderID, "orderId"); ae != nil {
+	if req.OrderID, ae = requiredString(cb.orderID, "orderId"); ae != nil {
 		return req, ae
 	}
-	if req.JobID, ae = requiredString(cb.JobID, "jobId"); ae != nil {
+	if req.JobID, ae = requiredString(cb.jobID, "jobId"); ae != nil {
 		return req, ae
 	}
 	// The body's token wins; an absent, null or empty one defers to the header.
 	req.Token = string(tokenHeader)
-	if len(cb.Token) > 0 && string(cb.Token) != "null" {
-		var tok string
-		if err := json.Unmarshal(cb.Token, &tok); err != nil {
+	if cb.token != nil {
+		tok, ok := stringValue(cb.token)
+		if !ok {
 			return req, badRequest("invalid_field", "callbackToken", "callbackToken must be a string")
 		}
 		if tok != "" {
 			req.Token = tok
 		}
 	}
-	if len(cb.Status) > 0 && string(cb.Status) != "null" {
-		var s string
-		_ = json.Unmarshal(cb.Status, &s)
+	if cb.status != nil {
+		s, _ := stringValue(cb.status)
 		switch s {
 		case "completed":
 		case "failed":
@@ -189,28 +213,61 @@ func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError)
 			return req, badRequest("invalid_field", "status", `status must be "completed" or "failed"`)
 		}
 	}
-	req.Result = nullable(cb.Result)
-	req.Error = nullable(cb.Error)
+	req.Result, req.Error = cb.result, cb.errv
 	return req, nil
 }
 
-func requiredString(raw json.RawMessage, field string) (string, *apiError) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", badRequest("missing_field", field, "%s is required", field)
+// callbackParsers are reused across callbacks: a parser keeps its buffers.
+var callbackParsers fastjson.ParserPool
+
+// rawMember returns a member's JSON as it was sent, without whitespace, in
+// a buffer of its own (fasthttp reuses the request's), or nil for null.
+// It never asks v for its type: fastjson would then unescape a string and
+// write it back Go-quoted, which is not always JSON.
+func rawMember(v *fastjson.Value) json.RawMessage {
+	raw := v.MarshalTo(nil)
+	if string(raw) == "null" {
+		return nil
+	}
+	return raw
+}
+
+// stringValue returns the value of a JSON string as encoding/json reads it,
+// or false if raw is not a string. Plain ASCII without escapes, which ids
+// and tokens are, is taken as it is; anything else is read by encoding/json
+// itself, so that escapes, invalid UTF-8 and lone surrogates come out the same.
+func stringValue(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if plainASCII(raw) {
+		return string(raw[1 : len(raw)-1]), true
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func requiredString(raw json.RawMessage, field string) (string, *apiError) {
+	if raw == nil {
+		return "", badRequest("missing_field", field, "%s is required", field)
+	}
+	s, ok := stringValue(raw)
+	if !ok || s == "" {
 		return "", badRequest("invalid_field", field, "%s must be a non-empty string", field)
 	}
 	return s, nil
-}
-
-// nullable returns nil for an absent or null value, else the compacted value.
-func nullable(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	return compact(raw)
 }
 
 // compact copies raw JSON without insignificant whitespace; the copy does
