@@ -23,6 +23,11 @@ const internalRetry = time.Second
 // a stopped actor's mailbox).
 const passivateGrace = time.Second
 
+// snapshotGrowth is the room left, over the length of an order's last
+// snapshot, for its next one; a step that adds more (a callback's large
+// result) makes AppendJSON grow the buffer.
+const snapshotGrowth = 128
+
 // boot survives restarts of one order actor by its supervisor: a fresh actor
 // waits for its createOrder; once a snapshot is stored, a restarted one loads.
 type boot struct{ fresh bool }
@@ -277,7 +282,12 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.P
 func (a *orderActor) persist(ctx actor.Context, version uint64, rest []order.Effect, sender *actor.PID, ev order.Event) {
 	a.busy = true
 	a.after, a.sender, a.event = rest, sender, ev
-	data, err := a.m.View().AppendJSON(nil)
+	// A step changes a snapshot by a few bytes: size the new one by the last.
+	var buf []byte
+	if a.durable != nil {
+		buf = make([]byte, 0, len(a.durable)+snapshotGrowth)
+	}
+	data, err := a.m.View().AppendJSON(buf)
 	if err != nil {
 		// Only invalid raw JSON could do this, and the Client validates it;
 		// treat it as a failed write so that nothing runs ahead.

@@ -16,7 +16,9 @@ import (
 // It fails where json.Marshal fails: on an invalid status or raw JSON value.
 func (o *Order) AppendJSON(b []byte) ([]byte, error) {
 	var err error
-	b = slices.Grow(b, o.sizeHint())
+	if cap(b)-len(b) < minRoom {
+		b = slices.Grow(b, o.SizeHint())
+	}
 	b = append(b, `{"schema":`...)
 	b = strconv.AppendInt(b, int64(o.Schema), 10)
 	b = append(b, `,"orderId":`...)
@@ -93,13 +95,19 @@ func (o *Order) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// sizeHint is about the length of o's JSON, so that it is encoded into
-// one allocation.
-func (o *Order) sizeHint() int {
-	n := 512 + len(o.Parameters) + len(o.NotifyURL) + len(o.IdempotencyKey)
+// minRoom is the free capacity below which AppendJSON first grows b by
+// SizeHint: a caller that knows better (the length of the order's previous
+// snapshot) passes a buffer with room.
+const minRoom = 256
+
+// SizeHint is a little more than the length of o's JSON (without late
+// callbacks, compensations and notifications, which are rare), so that it
+// is encoded into one allocation.
+func (o *Order) SizeHint() int {
+	n := 256 + len(o.OrderID) + len(o.Parameters) + len(o.NotifyURL) + len(o.IdempotencyKey)
 	for i := range o.Jobs {
 		j := &o.Jobs[i]
-		n += 384 + len(j.JobID) + len(j.Endpoint) + len(j.CancelEndpoint) + len(j.Result) + len(j.Error)
+		n += 160 + len(j.JobID) + len(j.Type) + len(j.Endpoint) + len(j.CancelEndpoint) + len(j.Result) + len(j.Error)
 	}
 	if o.Error != nil {
 		n += len(o.Error.Message)
