@@ -22,6 +22,7 @@ test:
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz FuzzOrderInterleaving -fuzztime 10s ./order/
 	$(GO) test -run '^$$' -fuzz FuzzOrderLifecycle -fuzztime 10s ./order/
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSON$$' -fuzztime 10s ./order/
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateRequest$$' -fuzztime 10s ./httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzCallbackRequest$$' -fuzztime 10s ./httpapi/
 
