@@ -76,6 +76,8 @@ func TestCreate_validBodiesReachTheServiceAsSubmitRequests(t *testing.T) {
 			wantParams: `{"a":{"b":[true,null,"x y"]}}`},
 		{name: "leading and trailing whitespace around the object is fine",
 			body: " \n {\"parameters\":{\"k\":1}} \n ", wantParams: `{"k":1}`},
+		{name: "a repeated member counts by its last occurrence; escapes in nested values are kept",
+			body: `{"parameters":{"k":1},"parameters":{"s":"\u00fc\n"}}`, wantParams: `{"s":"\u00fc\n"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,6 +165,7 @@ func TestCreate_badInputIsRejectedAndChangesNothing(t *testing.T) {
 		{"deadlineMs that overflows a Duration", "application/json", `{"parameters":{},"deadlineMs":18446744073710}`, 400, "invalid_field", "deadlineMs", "deadlineMs"},
 		{"deadlineMs beyond int64", "application/json", `{"parameters":{},"deadlineMs":99999999999999999999}`, 400, "invalid_field", "deadlineMs", "deadlineMs"},
 		{"unknown top-level field", "application/json", `{"parameters":{},"callbackUrl":"http://x"}`, 400, "unknown_field", "callbackUrl", "callbackUrl"},
+		{"member names match exactly", "application/json", `{"Parameters":{}}`, 400, "unknown_field", "Parameters", "Parameters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

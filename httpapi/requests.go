@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"mime"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fanflow/fanflow/actors"
@@ -48,24 +50,54 @@ func object(body []byte) (map[string]json.RawMessage, *apiError) {
 	return m, nil
 }
 
+// members reads a body that must be one JSON object and returns the
+// members named in allowed, each as its compact JSON in a buffer of its own
+// (a null one too). Any other member is an unknown_field error naming it.
+// A repeated member counts by its last occurrence.
+func members(body []byte, allowed ...string) (map[string]json.RawMessage, *apiError) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		_, ae := object(body) // names the problem: empty, not JSON, or not an object
+		if ae == nil {
+			ae = badRequest("invalid_body", "", "request body must be a JSON object")
+		}
+		return nil, ae
+	}
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(trimmed)
+	if err != nil { // valid JSON that fastjson refuses (nested too deeply)
+		return nil, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
+	}
+	m := make(map[string]json.RawMessage, len(allowed))
+	var unknown string
+	v.GetObject().Visit(func(key []byte, v *fastjson.Value) {
+		if !slices.Contains(allowed, string(key)) {
+			if unknown == "" {
+				unknown = string(key)
+			}
+			return
+		}
+		m[string(key)] = v.MarshalTo(nil)
+	})
+	if unknown != "" {
+		return nil, badRequest("unknown_field", unknown, "unknown field %q; allowed: %s", unknown, strings.Join(allowed, ", "))
+	}
+	return m, nil
+}
+
 func isObject(v json.RawMessage) bool {
 	t := bytes.TrimSpace(v)
 	return len(t) > 0 && t[0] == '{'
 }
 
-// parseCreate turns a create body into a SubmitRequest.
+// parseCreate turns a create body into a SubmitRequest. Like a callback,
+// it is read with encoding/json's validator and one pooled fastjson parse.
 func parseCreate(body []byte) (actors.SubmitRequest, *apiError) {
 	var req actors.SubmitRequest
-	m, ae := object(body)
+	m, ae := members(body, "parameters", "jobs", "deadlineMs", "notifyUrl")
 	if ae != nil {
 		return req, ae
-	}
-	for k := range m {
-		switch k {
-		case "parameters", "jobs", "deadlineMs", "notifyUrl":
-		default:
-			return req, badRequest("unknown_field", k, "unknown field %q; allowed: parameters, jobs, deadlineMs, notifyUrl", k)
-		}
 	}
 	params, ok := m["parameters"]
 	switch {
@@ -74,7 +106,7 @@ func parseCreate(body []byte) (actors.SubmitRequest, *apiError) {
 	case !isObject(params):
 		return req, badRequest("invalid_field", "parameters", "parameters must be a JSON object")
 	}
-	req.Parameters = compact(params)
+	req.Parameters = params
 	if raw, ok := m["jobs"]; ok {
 		var names []*string
 		if err := json.Unmarshal(raw, &names); err != nil || names == nil {
@@ -161,8 +193,8 @@ func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError)
 		}
 		return req, ae
 	}
-	p := callbackParsers.Get()
-	defer callbackParsers.Put(p)
+	p := parsers.Get()
+	defer parsers.Put(p)
 	v, err := p.ParseBytes(trimmed)
 	if err != nil { // valid JSON that fastjson refuses (nested too deeply)
 		return req, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
@@ -217,8 +249,8 @@ func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError)
 	return req, nil
 }
 
-// callbackParsers are reused across callbacks: a parser keeps its buffers.
-var callbackParsers fastjson.ParserPool
+// parsers are reused across requests: a parser keeps its buffers.
+var parsers fastjson.ParserPool
 
 // rawMember returns a member's JSON as it was sent, without whitespace, in
 // a buffer of its own (fasthttp reuses the request's), or nil for null.
@@ -270,12 +302,3 @@ func requiredString(raw json.RawMessage, field string) (string, *apiError) {
 	return s, nil
 }
 
-// compact copies raw JSON without insignificant whitespace; the copy does
-// not alias the request buffer, which fasthttp reuses.
-func compact(raw json.RawMessage) json.RawMessage {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return append(json.RawMessage(nil), raw...)
-	}
-	return b.Bytes()
-}
