@@ -301,4 +301,3 @@ func requiredString(raw json.RawMessage, field string) (string, *apiError) {
 	}
 	return s, nil
 }
-
