@@ -131,6 +131,14 @@ func New(cfg Config, obs Observer) (*Client, error) {
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log.With("lib", "protoactor") }),
 		actor.WithDeadLetterRequestLogging(false),
 	)
+	// A request that reaches a stopped actor is answered from its dead letters.
+	system.EventStream.Subscribe(func(ev any) {
+		if d, ok := ev.(*actor.DeadLetterEvent); ok {
+			if e, ok := d.Message.(envelope); ok {
+				e.reply.send(deadLetter{})
+			}
+		}
+	})
 	rt := &runtime{cfg: cfg, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug), metrics: observer{obs}, types: types,
 		disp: newPoolDispatcher(defaultWorkers(), mailboxThroughput)}
 	return &Client{rt: rt, system: system}, nil
@@ -383,7 +391,8 @@ func (c *Client) Get(ctx context.Context, id string) ([]byte, error) {
 }
 
 // request sends msg to pid and waits for the answer, bounded by the
-// configured request timeout and ctx.
+// configured request timeout and ctx. A request that reached a stopped
+// actor fails with actor.ErrDeadLetter, as a protoactor future would.
 func (c *Client) request(ctx context.Context, pid *actor.PID, msg any) (any, error) {
 	if c.system.IsStopped() {
 		return nil, ErrClosed
@@ -395,14 +404,19 @@ func (c *Client) request(ctx context.Context, pid *actor.PID, msg any) (any, err
 	if timeout <= 0 {
 		return nil, fmt.Errorf("%w: no time left: %w", ErrUnavailable, context.DeadlineExceeded)
 	}
-	res, err := c.system.Root.RequestFuture(pid, msg, timeout).Result()
-	switch {
-	case errors.Is(err, actor.ErrTimeout):
+	reply := make(replyTo, 1)
+	c.system.Root.Send(pid, envelope{msg: msg, reply: reply})
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case res := <-reply:
+		if _, ok := res.(deadLetter); ok {
+			return nil, actor.ErrDeadLetter
+		}
+		return res, nil
+	case <-t.C:
 		return nil, fmt.Errorf("%w: no answer within %s", ErrUnavailable, timeout)
-	case err != nil:
-		return nil, err
 	}
-	return res, nil
 }
 
 // Activate brings an order into memory from the store, if it is not there

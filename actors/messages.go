@@ -11,6 +11,34 @@ import (
 // Messages between the Client, the order actors and their job actors. All
 // are local (never serialized), so they carry Go values, errors included.
 
+// envelope carries a request from the Client to an order actor with the
+// channel its answer goes to. Requests do not use protoactor futures: a
+// future is an actor of its own (registered, timed, removed) for every
+// create and callback, which cost more than the rest of the request.
+type envelope struct {
+	msg   any
+	reply replyTo
+}
+
+// replyTo receives the one answer to a request. It has room for it, so an
+// actor never blocks on answering; a second answer, if any, is dropped.
+type replyTo chan any
+
+// send answers the request, if anyone asked.
+func (r replyTo) send(v any) {
+	if r == nil {
+		return
+	}
+	select {
+	case r <- v:
+	default:
+	}
+}
+
+// deadLetter answers a request whose actor had stopped (protoactor
+// delivered it to its dead letters).
+type deadLetter struct{}
+
 // createOrder asks a fresh order actor to step Created.
 type createOrder struct{ ev order.Created }
 
@@ -119,3 +147,5 @@ func (passivate) IgnoreDeadLetterLogging()     {}
 func (idleCheck) IgnoreDeadLetterLogging()     {}
 
 var _ actor.IgnoreDeadLetterLogging = persisted{}
+
+func (envelope) IgnoreDeadLetterLogging() {}

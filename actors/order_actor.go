@@ -35,7 +35,7 @@ type boot struct{ fresh bool }
 // stashed is a message that arrived while the actor waited for I/O.
 type stashed struct {
 	msg    any
-	sender *actor.PID
+	sender replyTo
 }
 
 // orderActor is the shell around one order.Machine: it is the only goroutine
@@ -59,7 +59,7 @@ type orderActor struct {
 	// The step whose snapshot is in flight: what remains to do once it is durable.
 	inflight []byte
 	after    []order.Effect
-	sender   *actor.PID
+	sender   replyTo
 	event    order.Event
 
 	children map[string]*actor.PID
@@ -127,16 +127,24 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.onPersisted(ctx, msg)
 		a.drain(ctx)
 	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
+	case envelope:
+		a.receive(ctx, msg.msg, msg.reply)
 	default:
-		a.activity++
-		if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
-			// Busy, or a fresh order whose create has not come yet: wait.
-			a.stash = append(a.stash, stashed{msg: msg, sender: ctx.Sender()})
-			return
-		}
-		a.handle(ctx, msg, ctx.Sender())
-		a.drain(ctx)
+		a.receive(ctx, msg, nil)
 	}
+}
+
+// receive handles a request (answered on sender) or an internal message
+// (sender nil), or stashes it while the actor waits for I/O.
+func (a *orderActor) receive(ctx actor.Context, msg any, sender replyTo) {
+	a.activity++
+	if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
+		// Busy, or a fresh order whose create has not come yet: wait.
+		a.stash = append(a.stash, stashed{msg: msg, sender: sender})
+		return
+	}
+	a.handle(ctx, msg, sender)
+	a.drain(ctx)
 }
 
 // stop leaves the directory and stops this incarnation.
@@ -168,19 +176,19 @@ func (a *orderActor) armIdle(ctx actor.Context, d time.Duration) {
 	a.idle = time.AfterFunc(d, func() { root.Send(self, idleCheck{activity: seen}) })
 }
 
-func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
+func (a *orderActor) handle(ctx actor.Context, msg any, sender replyTo) {
 	now := a.rt.cfg.Now()
 	switch msg := msg.(type) {
 	case createOrder:
 		if a.m != nil {
-			ctx.Send(sender, orderReply{err: fmt.Errorf("order %s: %w: already created", a.id, ErrInvalid)})
+			sender.send(orderReply{err: fmt.Errorf("order %s: %w: already created", a.id, ErrInvalid)})
 			return
 		}
 		a.m = order.New(a.rt.cfg.Policy)
 		a.step(ctx, msg.ev, sender)
 	case callback:
 		if a.m == nil {
-			ctx.Send(sender, callbackDone{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
+			sender.send(callbackDone{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
 			return
 		}
 		msg.ev.At = now
@@ -188,15 +196,15 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
 	case firstAnswer:
 		switch {
 		case a.first != nil:
-			ctx.Send(sender, orderReply{data: a.first})
+			sender.send(orderReply{data: a.first})
 		case a.durable != nil:
-			ctx.Send(sender, orderReply{data: a.durable})
+			sender.send(orderReply{data: a.durable})
 		default:
-			ctx.Send(sender, orderReply{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
+			sender.send(orderReply{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
 		}
 	case cancelOrder, retryOrder:
 		if a.m == nil {
-			ctx.Send(sender, orderReply{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
+			sender.send(orderReply{err: fmt.Errorf("order %s: %w", a.id, ErrNotFound)})
 			return
 		}
 		if _, ok := msg.(cancelOrder); ok {
@@ -237,7 +245,7 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
 
 // step feeds one event to the machine and carries out its effects. sender,
 // when not nil, is waiting for the Reply.
-func (a *orderActor) step(ctx actor.Context, ev order.Event, sender *actor.PID) {
+func (a *orderActor) step(ctx actor.Context, ev order.Event, sender replyTo) {
 	effs, err := a.m.Step(ev)
 	if err != nil {
 		a.reply(ctx, sender, ev, order.Reply{Err: err})
@@ -252,7 +260,7 @@ func (a *orderActor) step(ctx actor.Context, ev order.Event, sender *actor.PID) 
 
 // run carries out effects in order. At a Persist it hands the snapshot to
 // the saver and keeps the rest for when the write is durable.
-func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.PID, ev order.Event) {
+func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender replyTo, ev order.Event) {
 	for i, e := range effs {
 		switch e := e.(type) {
 		case order.Persist:
@@ -279,7 +287,7 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.P
 	}
 }
 
-func (a *orderActor) persist(ctx actor.Context, version uint64, rest []order.Effect, sender *actor.PID, ev order.Event) {
+func (a *orderActor) persist(ctx actor.Context, version uint64, rest []order.Effect, sender replyTo, ev order.Event) {
 	a.busy = true
 	a.after, a.sender, a.event = rest, sender, ev
 	// A step changes a snapshot by a few bytes: size the new one by the last.
@@ -406,31 +414,31 @@ func (a *orderActor) refuseStash(ctx actor.Context, err error) {
 	for _, s := range a.stash {
 		switch s.msg.(type) {
 		case callback:
-			ctx.Send(s.sender, callbackDone{err: err})
+			s.sender.send(callbackDone{err: err})
 		case cancelOrder, retryOrder, firstAnswer, createOrder:
-			ctx.Send(s.sender, orderReply{err: err})
+			s.sender.send(orderReply{err: err})
 		}
 	}
 	a.stash = nil
 }
 
 // reply answers the request that stepped ev, if someone waits for it.
-func (a *orderActor) reply(ctx actor.Context, sender *actor.PID, ev order.Event, r order.Reply) {
+func (a *orderActor) reply(ctx actor.Context, sender replyTo, ev order.Event, r order.Reply) {
 	if sender == nil {
 		return
 	}
 	switch ev.(type) {
 	case order.Created, order.CancelRequested, order.RetryRequested:
 		if r.Err != nil {
-			ctx.Send(sender, orderReply{err: r.Err})
+			sender.send(orderReply{err: r.Err})
 			return
 		}
-		ctx.Send(sender, orderReply{data: a.durable})
+		sender.send(orderReply{data: a.durable})
 	case order.CallbackReceived:
 		if r.Err == nil && a.rt.debug {
 			a.rt.log.Debug("callback applied", "orderId", a.id, "jobId", r.Outcome.JobID, "jobStatus", r.Outcome.JobStatus.String(), "duplicate", r.Outcome.Duplicate)
 		}
-		ctx.Send(sender, callbackDone{out: r.Outcome, err: r.Err})
+		sender.send(callbackDone{out: r.Outcome, err: r.Err})
 	}
 }
 
