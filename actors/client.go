@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -45,6 +46,8 @@ type runtime struct {
 	durable sync.Map
 	// dir finds the actor of an order in memory.
 	dir directory
+	// resident counts the order actors that have started and not yet stopped.
+	resident atomic.Int64
 }
 
 type observer struct{ o Observer }
@@ -402,6 +405,12 @@ func (c *Client) request(ctx context.Context, pid *actor.PID, msg any) (any, err
 // whose callout was never acknowledged. Recovery calls it for every running order.
 func (c *Client) Activate(orderID string) {
 	c.find(orderID)
+}
+
+// Resident returns the number of orders in memory: order actors that have
+// started and not yet stopped, including those about to stop.
+func (c *Client) Resident() int {
+	return int(c.rt.resident.Load())
 }
 
 // List returns a page of stored orders, newest first.

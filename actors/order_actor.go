@@ -46,7 +46,7 @@ type orderActor struct {
 
 	m       *order.Machine
 	durable []byte // JSON of the last snapshot known stored; nil before the first
-	first   []byte // JSON of the created order, as its create was answered
+	first   []byte // JSON of the created order, as its create was answered; kept only for an idempotency key
 
 	busy  bool // a load or a snapshot write is in flight
 	stash []stashed
@@ -75,6 +75,7 @@ func newOrderProps(rt *runtime, id string, b *boot) *actor.Props {
 func (a *orderActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		a.rt.resident.Add(1)
 		if a.boot.fresh {
 			// A fresh order that never gets its createOrder goes away.
 			a.armIdle(ctx, a.rt.cfg.RequestTimeout)
@@ -82,6 +83,9 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		}
 		a.load(ctx)
 	case *actor.Stopping:
+		for _, pid := range a.children {
+			ctx.Stop(pid)
+		}
 		if a.timer != nil {
 			a.timer.Stop()
 		}
@@ -121,7 +125,9 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case persisted:
 		a.onPersisted(ctx, msg)
 		a.drain(ctx)
-	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
+	case *actor.Stopped, *actor.Restarting: // a restart starts a new incarnation
+		a.rt.resident.Add(-1)
+	case *actor.Terminated:
 	default:
 		a.activity++
 		if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
@@ -148,8 +154,22 @@ func (a *orderActor) drain(ctx actor.Context) {
 		a.stash = a.stash[1:]
 		a.handle(ctx, s.msg, s.sender)
 	}
-	if !a.busy && a.m != nil && a.m.Settled() {
+	if a.busy || a.m == nil {
+		return
+	}
+	switch {
+	case a.m.Settled():
 		a.armIdle(ctx, a.rt.cfg.FinishedIdle)
+	default:
+		a.disarmIdle()
+	}
+}
+
+// disarmIdle stops the idle timer: the order has work.
+func (a *orderActor) disarmIdle() {
+	if a.idle != nil {
+		a.idle.Stop()
+		a.idle = nil
 	}
 }
 
@@ -201,6 +221,7 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
 		o := a.m.View()
 		a.step(ctx, order.RetryRequested{At: now, Deadline: now.Add(o.Deadline.Sub(o.CreatedAt))}, sender)
 	case compensated:
+		a.forget(msg.done)
 		if a.m != nil {
 			a.step(ctx, order.CompensationDone{At: now, JobID: msg.jobID, Attempts: msg.attempts, Err: errText(msg.err)}, nil)
 		}
@@ -209,6 +230,7 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender *actor.PID) {
 			a.step(ctx, order.NotificationDone{At: now, Attempts: msg.attempts, Err: errText(msg.err)}, nil)
 		}
 	case calloutDone:
+		a.forget(msg.done)
 		if a.m == nil {
 			return
 		}
@@ -296,8 +318,8 @@ func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
 	if p.err == nil {
 		a.durable, a.inflight = a.inflight, nil
 		a.rt.durable.Store(a.id, a.durable)
-		if _, ok := ev.(order.Created); ok {
-			a.first = a.durable
+		if _, ok := ev.(order.Created); ok && a.m.View().IdempotencyKey != "" {
+			a.first = a.durable // a repeat of the create gets this answer
 		}
 		a.boot.fresh = false
 		a.rt.metrics.persisted()
@@ -434,12 +456,33 @@ func (a *orderActor) child(ctx actor.Context, j order.JobRef) *actor.PID {
 	if a.children == nil {
 		a.children = make(map[string]*actor.PID, 4)
 	}
-	pid, err := ctx.SpawnNamed(newJobProps(a.rt, a.id, j), name)
-	if err != nil && !errors.Is(err, actor.ErrNameExists) {
-		panic(fmt.Sprintf("order %s: spawn job %s: %v", a.id, j.JobID, err))
-	}
+	// A job actor stops when it has no work left (see jobActor), and its
+	// successor may be spawned before it is gone: each gets a unique name.
+	// It is spawned at the root, not as a protoactor child, and this actor
+	// stops it when it stops: protoactor keeps the PID of every child that
+	// ever stopped (in the spare capacity of the parent's child set, and the
+	// PID caches the stopped process), so a waiting order would keep its
+	// three finished job actors' memory.
+	pid := ctx.ActorSystem().Root.SpawnPrefix(newJobProps(a.rt, ctx.Self(), a.id, j), ctx.Self().Id+"/"+name+".")
 	a.children[name] = pid
 	return pid
+}
+
+// forget removes a job actor that has stopped itself from the children, so
+// that the next work for its job spawns a new one.
+func (a *orderActor) forget(done *actor.PID) {
+	if done == nil {
+		return
+	}
+	for name, pid := range a.children {
+		if pid.Equal(done) {
+			delete(a.children, name)
+			break
+		}
+	}
+	if len(a.children) == 0 {
+		a.children = nil // a waiting order keeps no empty map
+	}
 }
 
 func (a *orderActor) arm(ctx actor.Context, at time.Time) {
@@ -457,10 +500,10 @@ func (a *orderActor) finished(ctx actor.Context, s order.Status) {
 		a.timer.Stop()
 		a.timer = nil
 	}
-	for id, pid := range a.children {
+	for _, pid := range a.children {
 		ctx.Send(pid, finish{})
-		delete(a.children, id)
 	}
+	a.children = nil
 	v := a.m.View()
 	a.rt.metrics.finished(s, v.UpdatedAt.Sub(v.CreatedAt))
 	if s == order.Completed {
