@@ -48,6 +48,10 @@ type runtime struct {
 	dir directory
 	// resident counts the order actors that have started and not yet stopped.
 	resident atomic.Int64
+	// alarms wakes orders that left memory while waiting, at their deadlines.
+	alarms *alarms
+	// find returns the actor of an order, activating it if need be (Client.find).
+	find func(orderID string) *actor.PID
 }
 
 type observer struct{ o Observer }
@@ -129,13 +133,21 @@ func New(cfg Config, obs Observer) (*Client, error) {
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log.With("lib", "protoactor") }),
 		actor.WithDeadLetterRequestLogging(false),
 	)
-	return &Client{rt: &runtime{cfg: cfg, log: log, metrics: observer{obs}, types: types}, system: system}, nil
+	c := &Client{rt: &runtime{cfg: cfg, log: log, metrics: observer{obs}, types: types}, system: system}
+	c.rt.find = c.find
+	c.rt.alarms = newAlarms(cfg.Now, func(id string) {
+		if !system.IsStopped() {
+			c.find(id) // it expires as it is activated
+		}
+	})
+	return c, nil
 }
 
 // Close marks the actor system stopped: new requests get ErrClosed. Actors
 // still holding timers or callouts run on until the process ends; snapshots
 // already handed to the Saver are the Saver's to flush.
 func (c *Client) Close() {
+	c.rt.alarms.close()
 	c.system.Shutdown()
 }
 
@@ -411,6 +423,12 @@ func (c *Client) Activate(orderID string) {
 // started and not yet stopped, including those about to stop.
 func (c *Client) Resident() int {
 	return int(c.rt.resident.Load())
+}
+
+// Passivated returns the number of running orders that have left memory
+// while waiting for callbacks (Config.PassivateAfter) and are not back yet.
+func (c *Client) Passivated() int {
+	return c.rt.alarms.len()
 }
 
 // List returns a page of stored orders, newest first.

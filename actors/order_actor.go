@@ -60,9 +60,16 @@ type orderActor struct {
 	children map[string]*actor.PID
 	timer    *time.Timer
 
-	// The idle timer passivates an order that has nothing left to do.
+	// The idle timer passivates an order that has nothing left to do, or
+	// (with Config.PassivateAfter) that only waits for callbacks.
 	idle     *time.Timer
 	activity uint64 // messages handled so far
+	// away: this incarnation left memory while waiting; it steps nothing
+	// more and hands every request on to its successor.
+	away bool
+	// woken: this incarnation brought back an order that had left memory
+	// while running, so its start is not a new one for the metrics.
+	woken bool
 }
 
 func newOrderProps(rt *runtime, id string, b *boot) *actor.Props {
@@ -98,13 +105,32 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		// Passivation, in two steps so that no request is dropped: leave the
 		// directory (new requests activate a new incarnation), then stop
 		// after a grace period in which requests already on their way here
-		// are still served.
-		if msg.activity == a.activity && !a.busy && (a.m == nil || a.m.Settled()) {
-			a.rt.dir.leave(a.id, ctx.Self())
-			self, root := ctx.Self(), ctx.ActorSystem().Root
-			time.AfterFunc(passivateGrace, func() { root.Send(self, passivate{}) })
+		// are still served (or, by a waiting order, handed on).
+		if msg.activity != a.activity || a.busy || a.away {
+			return
 		}
+		switch {
+		case a.m == nil || a.m.Settled():
+		case a.waitingIdle():
+			// Its state is in the store; the alarms keep its deadline. Set
+			// before leaving, so that a successor's activation cancels it.
+			a.rt.alarms.set(a.id, a.m.View().Deadline)
+			if a.timer != nil {
+				a.timer.Stop()
+				a.timer = nil
+			}
+			a.away = true
+		default:
+			return
+		}
+		a.rt.dir.leave(a.id, ctx.Self())
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		time.AfterFunc(passivateGrace, func() { root.Send(self, passivate{}) })
 	case passivate:
+		if a.away {
+			ctx.Stop(ctx.Self()) // already out of the directory; nothing is left here
+			return
+		}
 		if !a.busy && (a.m == nil || a.m.Settled()) {
 			a.refuseStash(ctx, fmt.Errorf("order %s: %w", a.id, ErrNotFound))
 			ctx.Stop(ctx.Self()) // already out of the directory
@@ -130,6 +156,10 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 	default:
 		a.activity++
+		if a.away {
+			a.handOn(ctx, msg, ctx.Sender())
+			return
+		}
 		if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
 			// Busy, or a fresh order whose create has not come yet: wait.
 			a.stash = append(a.stash, stashed{msg: msg, sender: ctx.Sender()})
@@ -160,8 +190,29 @@ func (a *orderActor) drain(ctx actor.Context) {
 	switch {
 	case a.m.Settled():
 		a.armIdle(ctx, a.rt.cfg.FinishedIdle)
+	case a.waitingIdle():
+		a.armIdle(ctx, a.rt.cfg.PassivateAfter)
 	default:
 		a.disarmIdle()
+	}
+}
+
+// waitingIdle reports whether a running order may leave memory when idle:
+// passivation is on, its machine only waits for callbacks and no job actor
+// is still at work for it.
+func (a *orderActor) waitingIdle() bool {
+	return a.rt.cfg.PassivateAfter > 0 && len(a.children) == 0 && a.m.Waiting()
+}
+
+// handOn passes a request that reached this incarnation after it left
+// memory to the order's current actor (activating one from the store if
+// need be), on behalf of its sender. Internal messages are dropped: its
+// machine, which only waited for callbacks, ignores them, and the successor
+// re-arms the deadline.
+func (a *orderActor) handOn(ctx actor.Context, msg any, sender *actor.PID) {
+	switch msg.(type) {
+	case callback, cancelOrder, retryOrder, firstAnswer:
+		ctx.RequestWithCustomSender(a.rt.find(a.id), msg, sender)
 	}
 }
 
@@ -282,9 +333,10 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender *actor.P
 		case order.RetryCallOut:
 			ctx.Send(a.child(ctx, e.Job), callOut{attempt: e.Attempt, at: e.At})
 		case order.StartTimer:
-			if a.timer == nil {
+			if a.timer == nil && !a.woken {
 				a.rt.metrics.started() // a running order arms its deadline once per start
 			}
+			a.woken = false
 			a.arm(ctx, e.At)
 		case order.Compensate:
 			ctx.Send(a.child(ctx, e.Job), compensate{})
@@ -409,6 +461,9 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 	}
 	a.durable = l.rec.Data
 	a.rt.durable.Store(a.id, a.durable)
+	// Back in memory, its own timer keeps its deadline. An order that left
+	// memory while running was counted as started before it left.
+	a.woken = a.rt.alarms.cancel(a.id)
 	a.step(ctx, order.Activated{At: a.rt.cfg.Now()}, nil)
 }
 
@@ -496,6 +551,7 @@ func (a *orderActor) arm(ctx actor.Context, at time.Time) {
 // finished stops the order's timer, tells its jobs' actors to stop once
 // their compensation (if any) is done, and logs the end.
 func (a *orderActor) finished(ctx actor.Context, s order.Status) {
+	a.woken = false
 	if a.timer != nil {
 		a.timer.Stop()
 		a.timer = nil

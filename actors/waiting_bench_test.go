@@ -110,7 +110,7 @@ func BenchmarkWaitingOrders(b *testing.B) {
 	for _, c := range []struct {
 		name      string
 		passivate time.Duration
-	}{{"passivation=off", 0}} {
+	}{{"passivation=off", 0}, {"passivation=on", 50 * time.Millisecond}} {
 		b.Run(c.name, func(b *testing.B) {
 			for range b.N {
 				waitingHeap(b, waitingOrders(b), c.passivate)
@@ -126,7 +126,7 @@ func waitingHeap(b *testing.B, n int, passivate time.Duration) {
 	before := heapInUse()
 
 	store, caller, stored := newBenchStore(), &acceptingCaller{}, &storedCounter{}
-	client, err := actors.New(actors.Config{Loader: store, Saver: store, Caller: caller}, stored)
+	client, err := actors.New(actors.Config{Loader: store, Saver: store, Caller: caller, PassivateAfter: passivate}, stored)
 	if err != nil {
 		b.Fatal(err)
 	}
