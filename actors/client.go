@@ -1,6 +1,9 @@
 // Package actors is fanflow's runtime: one protoactor-go actor per order,
-// owning one child actor per job, each a thin shell that feeds events to the
-// order's pure state machine (package order) and carries out its effects.
+// owning one actor per job while that job has work (a callout, a retry wait
+// or a compensation), each a thin shell that feeds events to the order's
+// pure state machine (package order) and carries out its effects. Orders
+// leave memory when they are finished, or (Config.PassivateAfter) when they
+// only wait for callbacks, and come back from the store when needed.
 // Client is the typed entry point the HTTP API calls.
 package actors
 
