@@ -450,6 +450,11 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 	}
 	if err != nil {
 		// Refuse what waits and go away; the next request loads again.
+		if l.err == nil || errors.Is(err, persistence.ErrNotFound) {
+			// Gone or unreadable, it cannot be brought back at its deadline
+			// either: retrying would only repeat this.
+			a.rt.alarms.cancel(a.id)
+		}
 		if errors.Is(err, persistence.ErrNotFound) {
 			err = fmt.Errorf("order %s: %w", a.id, ErrNotFound)
 		} else {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fanflow/fanflow/actors"
 	"github.com/fanflow/fanflow/order"
+	"github.com/fanflow/fanflow/persistence"
 )
 
 // passivating returns a harness whose waiting orders leave memory after
@@ -190,4 +192,37 @@ func TestPassivation_orderWithACalloutRetryingStaysInMemory(t *testing.T) {
 	if got := decode(t, data); got.Status != order.Running {
 		t.Fatalf("retrying order is %s", got.Status)
 	}
+}
+
+// forgetfulLoader loses every order once gone is set, as if their keys had
+// been deleted from the store.
+type forgetfulLoader struct {
+	actors.Loader
+	gone  atomic.Bool
+	loads atomic.Int64
+}
+
+func (l *forgetfulLoader) Load(ctx context.Context, id string) (persistence.Record, error) {
+	l.loads.Add(1)
+	if l.gone.Load() {
+		return persistence.Record{}, fmt.Errorf("test: load %s: %w", id, persistence.ErrNotFound)
+	}
+	return l.Loader.Load(ctx, id)
+}
+
+func TestPassivation_awayOrderGoneFromTheStoreIsNotWokenAgain(t *testing.T) {
+	loader := &forgetfulLoader{}
+	h := newHarness(t, nil, func(c *actors.Config) {
+		loader.Loader = c.Loader
+		c.Loader = loader
+		c.PassivateAfter = time.Millisecond
+	})
+	o := h.submit(t, actors.SubmitRequest{Deadline: 2 * time.Second})
+	for range o.Jobs {
+		h.caller.next(t)
+	}
+	waitFor(t, "left memory", func() bool { return h.client.Passivated() == 1 && h.client.Resident() == 0 })
+	loader.gone.Store(true)
+	// At its deadline it is looked for, found missing, and forgotten.
+	waitFor(t, "forgotten", func() bool { return loader.loads.Load() > 0 && h.client.Passivated() == 0 })
 }
