@@ -226,3 +226,27 @@ func TestPassivation_awayOrderGoneFromTheStoreIsNotWokenAgain(t *testing.T) {
 	// At its deadline it is looked for, found missing, and forgotten.
 	waitFor(t, "forgotten", func() bool { return loader.loads.Load() > 0 && h.client.Passivated() == 0 })
 }
+
+func TestPassivation_awayOrderCanBeCancelled(t *testing.T) {
+	h, loader := passivating(t, nil, time.Millisecond)
+	o := h.submit(t, actors.SubmitRequest{})
+	for range o.Jobs {
+		h.caller.next(t)
+	}
+	waitFor(t, "left memory", func() bool { return h.client.Passivated() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	data, err := h.client.Cancel(ctx, o.OrderID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decode(t, data); got.Status != order.Cancelled {
+		t.Fatalf("cancel answered %s", got.Status)
+	}
+	if s := h.obs.waitFinished(t); s != order.Cancelled {
+		t.Fatalf("finished as %s", s)
+	}
+	if loader.count() == 0 || h.client.Passivated() != 0 {
+		t.Fatalf("%d loads, %d away: the cancel did not bring the order back", loader.count(), h.client.Passivated())
+	}
+}
