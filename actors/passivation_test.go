@@ -80,6 +80,9 @@ func TestPassivation_waitingOrderLeavesMemoryAndCompletesFromTheStore(t *testing
 	if n := h.client.Passivated(); n != 0 {
 		t.Fatalf("%d orders still counted away after completing", n)
 	}
+	if n := h.obs.startedCount(); n != 1 {
+		t.Fatalf("started %d times, want once: coming back from the store is no new start", n)
+	}
 }
 
 func TestPassivation_awayOrderExpiresAtItsDeadline(t *testing.T) {
