@@ -1,6 +1,9 @@
 // Package actors is fanflow's runtime: one protoactor-go actor per order,
-// owning one child actor per job, each a thin shell that feeds events to the
-// order's pure state machine (package order) and carries out its effects.
+// owning one actor per job while that job has work (a callout, a retry wait
+// or a compensation), each a thin shell that feeds events to the order's
+// pure state machine (package order) and carries out its effects. Orders
+// leave memory when they are finished, or (Config.PassivateAfter) when they
+// only wait for callbacks, and come back from the store when needed.
 // Client is the typed entry point the HTTP API calls.
 package actors
 
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -50,6 +54,12 @@ type runtime struct {
 	dir directory
 	// disp runs the mailboxes of every order and job actor.
 	disp *poolDispatcher
+	// resident counts the order actors that have started and not yet stopped.
+	resident atomic.Int64
+	// alarms wakes orders that left memory while waiting, at their deadlines.
+	alarms *alarms
+	// find returns the actor of an order, activating it if need be (Client.find).
+	find func(orderID string) *actor.PID
 }
 
 type observer struct{ o Observer }
@@ -139,15 +149,22 @@ func New(cfg Config, obs Observer) (*Client, error) {
 			}
 		}
 	})
-	rt := &runtime{cfg: cfg, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug), metrics: observer{obs}, types: types,
-		disp: newPoolDispatcher(defaultWorkers(), mailboxThroughput)}
-	return &Client{rt: rt, system: system}, nil
+	c := &Client{rt: &runtime{cfg: cfg, log: log, debug: log.Enabled(context.Background(), slog.LevelDebug), metrics: observer{obs}, types: types,
+		disp: newPoolDispatcher(defaultWorkers(), mailboxThroughput)}, system: system}
+	c.rt.find = c.find
+	c.rt.alarms = newAlarms(cfg.Now, func(id string) {
+		if !system.IsStopped() {
+			c.find(id) // it expires as it is activated
+		}
+	})
+	return c, nil
 }
 
 // Close marks the actor system stopped: new requests get ErrClosed. Actors
 // still holding timers or callouts run on until the process ends; snapshots
 // already handed to the Saver are the Saver's to flush.
 func (c *Client) Close() {
+	c.rt.alarms.close()
 	c.system.Shutdown()
 	c.rt.disp.stop()
 }
@@ -424,6 +441,18 @@ func (c *Client) request(ctx context.Context, pid *actor.PID, msg any) (any, err
 // whose callout was never acknowledged. Recovery calls it for every running order.
 func (c *Client) Activate(orderID string) {
 	c.find(orderID)
+}
+
+// Resident returns the number of orders in memory: order actors that have
+// started and not yet stopped, including those about to stop.
+func (c *Client) Resident() int {
+	return int(c.rt.resident.Load())
+}
+
+// Passivated returns the number of running orders that have left memory
+// while waiting for callbacks (Config.PassivateAfter) and are not back yet.
+func (c *Client) Passivated() int {
+	return c.rt.alarms.len()
 }
 
 // List returns a page of stored orders, newest first.

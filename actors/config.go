@@ -84,6 +84,12 @@ type Config struct {
 	// FinishedIdle is how long a finished order stays in memory without
 	// messages before its actor stops (default 2s).
 	FinishedIdle time.Duration
+	// PassivateAfter is how long a running order that only waits for
+	// callbacks (order.Machine.Waiting) stays in memory without messages
+	// before it leaves: its state is in the store, its deadline is kept by
+	// the Client, and its next callback, request or deadline brings it back.
+	// Zero or negative keeps waiting orders in memory (default 0: off).
+	PassivateAfter time.Duration
 	// RequestTimeout bounds one request to an order actor (default 10s).
 	RequestTimeout time.Duration
 	// CalloutTimeout bounds one callout attempt (default 5s).

@@ -48,9 +48,10 @@ func (f *fakeCaller) next(t *testing.T) actors.Callout {
 	}
 }
 
-// observer counts finished orders by status.
+// observer counts started orders and finished ones by status.
 type observer struct {
 	mu       sync.Mutex
+	started  int
 	finished map[order.Status]int
 	done     chan order.Status
 }
@@ -59,7 +60,9 @@ func newObserver() *observer {
 	return &observer{finished: map[order.Status]int{}, done: make(chan order.Status, 10000)}
 }
 
-func (o *observer) OrderStarted() {}
+func (o *observer) OrderStarted() { o.mu.Lock(); o.started++; o.mu.Unlock() }
+
+func (o *observer) startedCount() int { o.mu.Lock(); defer o.mu.Unlock(); return o.started }
 
 func (o *observer) OrderFinished(s order.Status, _ time.Duration) {
 	o.mu.Lock()

@@ -13,9 +13,12 @@ import (
 // callout runs on its own goroutine and reports back as a message, so neither
 // this actor nor its parent ever blocks on the network. Retries are decided by
 // the order's machine (RetryCallOut); this actor only waits for their time,
-// with jitter.
+// with jitter. It lives only while it has work: once a callout is accepted,
+// or a compensation is done, it reports that it stops (done) and stops; its
+// parent spawns a new one when the job needs work again.
 type jobActor struct {
 	rt      *runtime
+	parent  *actor.PID // the order actor
 	orderID string
 	job     order.JobRef
 	timer   *time.Timer
@@ -25,9 +28,9 @@ type jobActor struct {
 	finished     bool // the order has finished: stop when idle
 }
 
-func newJobProps(rt *runtime, orderID string, j order.JobRef) *actor.Props {
+func newJobProps(rt *runtime, parent *actor.PID, orderID string, j order.JobRef) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &jobActor{rt: rt, orderID: orderID, job: j}
+		return &jobActor{rt: rt, parent: parent, orderID: orderID, job: j}
 	}, actor.WithDispatcher(rt.disp))
 }
 
@@ -50,7 +53,14 @@ func (j *jobActor) Receive(ctx actor.Context) {
 		}
 		j.call(ctx, msg.attempt)
 	case calloutDone:
-		ctx.Send(ctx.Parent(), msg)
+		if msg.err == nil && !j.compensating {
+			// Accepted: nothing is left to do until the order asks again.
+			msg.done = ctx.Self()
+			ctx.Send(j.parent, msg)
+			ctx.Stop(ctx.Self())
+			return
+		}
+		ctx.Send(j.parent, msg)
 	case compensate:
 		j.stopCallouts()
 		if !j.compensating {
@@ -58,11 +68,11 @@ func (j *jobActor) Receive(ctx actor.Context) {
 			j.compensate(ctx)
 		}
 	case compensated:
+		// Its callouts were stopped for the compensation: nothing is left.
 		j.compensating = false
-		ctx.Send(ctx.Parent(), msg)
-		if j.finished {
-			ctx.Stop(ctx.Self())
-		}
+		msg.done = ctx.Self()
+		ctx.Send(j.parent, msg)
+		ctx.Stop(ctx.Self())
 	case finish:
 		j.finished = true
 		j.stopCallouts()

@@ -115,6 +115,7 @@ type compensated struct {
 	jobID    string
 	attempts int
 	err      error
+	done     *actor.PID // the job actor, which stops: forget it
 }
 
 // notified reports the end of a webhook delivery to the order actor.
@@ -130,6 +131,7 @@ type calloutDone struct {
 	attempt   int
 	err       error
 	retryable bool
+	done      *actor.PID // set when the job actor stops after this: forget it
 }
 
 // Messages that may reach a stopped actor are not worth a dead-letter log line.

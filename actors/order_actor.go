@@ -51,7 +51,7 @@ type orderActor struct {
 
 	m       *order.Machine
 	durable []byte // JSON of the last snapshot known stored; nil before the first
-	first   []byte // JSON of the created order, as its create was answered
+	first   []byte // JSON of the created order, as its create was answered; kept only for an idempotency key
 
 	busy  bool // a load or a snapshot write is in flight
 	stash []stashed
@@ -65,9 +65,16 @@ type orderActor struct {
 	children map[string]*actor.PID
 	timer    *time.Timer
 
-	// The idle timer passivates an order that has nothing left to do.
+	// The idle timer passivates an order that has nothing left to do, or
+	// (with Config.PassivateAfter) that only waits for callbacks.
 	idle     *time.Timer
 	activity uint64 // messages handled so far
+	// away: this incarnation left memory while waiting; it steps nothing
+	// more and hands every request on to its successor.
+	away bool
+	// woken: this incarnation brought back an order that had left memory
+	// while running, so its start is not a new one for the metrics.
+	woken bool
 }
 
 func newOrderProps(rt *runtime, id string, b *boot) *actor.Props {
@@ -80,6 +87,7 @@ func newOrderProps(rt *runtime, id string, b *boot) *actor.Props {
 func (a *orderActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		a.rt.resident.Add(1)
 		if a.boot.fresh {
 			// A fresh order that never gets its createOrder goes away.
 			a.armIdle(ctx, a.rt.cfg.RequestTimeout)
@@ -87,6 +95,9 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		}
 		a.load(ctx)
 	case *actor.Stopping:
+		for _, pid := range a.children {
+			ctx.Stop(pid)
+		}
 		if a.timer != nil {
 			a.timer.Stop()
 		}
@@ -99,13 +110,32 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		// Passivation, in two steps so that no request is dropped: leave the
 		// directory (new requests activate a new incarnation), then stop
 		// after a grace period in which requests already on their way here
-		// are still served.
-		if msg.activity == a.activity && !a.busy && (a.m == nil || a.m.Settled()) {
-			a.rt.dir.leave(a.id, ctx.Self())
-			self, root := ctx.Self(), ctx.ActorSystem().Root
-			time.AfterFunc(passivateGrace, func() { root.Send(self, passivate{}) })
+		// are still served (or, by a waiting order, handed on).
+		if msg.activity != a.activity || a.busy || a.away {
+			return
 		}
+		switch {
+		case a.m == nil || a.m.Settled():
+		case a.waitingIdle():
+			// Its state is in the store; the alarms keep its deadline. Set
+			// before leaving, so that a successor's activation cancels it.
+			a.rt.alarms.set(a.id, a.m.View().Deadline)
+			if a.timer != nil {
+				a.timer.Stop()
+				a.timer = nil
+			}
+			a.away = true
+		default:
+			return
+		}
+		a.rt.dir.leave(a.id, ctx.Self())
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		time.AfterFunc(passivateGrace, func() { root.Send(self, passivate{}) })
 	case passivate:
+		if a.away {
+			ctx.Stop(ctx.Self()) // already out of the directory; nothing is left here
+			return
+		}
 		if !a.busy && (a.m == nil || a.m.Settled()) {
 			a.refuseStash(ctx, fmt.Errorf("order %s: %w", a.id, ErrNotFound))
 			ctx.Stop(ctx.Self()) // already out of the directory
@@ -126,7 +156,9 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case persisted:
 		a.onPersisted(ctx, msg)
 		a.drain(ctx)
-	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
+	case *actor.Stopped, *actor.Restarting: // a restart starts a new incarnation
+		a.rt.resident.Add(-1)
+	case *actor.Terminated:
 	case envelope:
 		a.receive(ctx, msg.msg, msg.reply)
 	default:
@@ -138,6 +170,10 @@ func (a *orderActor) Receive(ctx actor.Context) {
 // (sender nil), or stashes it while the actor waits for I/O.
 func (a *orderActor) receive(ctx actor.Context, msg any, sender replyTo) {
 	a.activity++
+	if a.away {
+		a.handOn(ctx, msg, sender)
+		return
+	}
 	if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
 		// Busy, or a fresh order whose create has not come yet: wait.
 		a.stash = append(a.stash, stashed{msg: msg, sender: sender})
@@ -161,8 +197,43 @@ func (a *orderActor) drain(ctx actor.Context) {
 		a.stash = a.stash[1:]
 		a.handle(ctx, s.msg, s.sender)
 	}
-	if !a.busy && a.m != nil && a.m.Settled() {
+	if a.busy || a.m == nil {
+		return
+	}
+	switch {
+	case a.m.Settled():
 		a.armIdle(ctx, a.rt.cfg.FinishedIdle)
+	case a.waitingIdle():
+		a.armIdle(ctx, a.rt.cfg.PassivateAfter)
+	default:
+		a.disarmIdle()
+	}
+}
+
+// waitingIdle reports whether a running order may leave memory when idle:
+// passivation is on, its machine only waits for callbacks and no job actor
+// is still at work for it.
+func (a *orderActor) waitingIdle() bool {
+	return a.rt.cfg.PassivateAfter > 0 && len(a.children) == 0 && a.m.Waiting()
+}
+
+// handOn passes a request that reached this incarnation after it left
+// memory to the order's current actor (activating one from the store if
+// need be), on behalf of its sender. Internal messages are dropped: its
+// machine, which only waited for callbacks, ignores them, and the successor
+// re-arms the deadline.
+func (a *orderActor) handOn(ctx actor.Context, msg any, sender replyTo) {
+	switch msg.(type) {
+	case callback, cancelOrder, retryOrder, firstAnswer:
+		ctx.Send(a.rt.find(a.id), envelope{msg: msg, reply: sender})
+	}
+}
+
+// disarmIdle stops the idle timer: the order has work.
+func (a *orderActor) disarmIdle() {
+	if a.idle != nil {
+		a.idle.Stop()
+		a.idle = nil
 	}
 }
 
@@ -214,6 +285,7 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender replyTo) {
 		o := a.m.View()
 		a.step(ctx, order.RetryRequested{At: now, Deadline: now.Add(o.Deadline.Sub(o.CreatedAt))}, sender)
 	case compensated:
+		a.forget(msg.done)
 		if a.m != nil {
 			a.step(ctx, order.CompensationDone{At: now, JobID: msg.jobID, Attempts: msg.attempts, Err: errText(msg.err)}, nil)
 		}
@@ -222,6 +294,7 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender replyTo) {
 			a.step(ctx, order.NotificationDone{At: now, Attempts: msg.attempts, Err: errText(msg.err)}, nil)
 		}
 	case calloutDone:
+		a.forget(msg.done)
 		if a.m == nil {
 			return
 		}
@@ -273,9 +346,10 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender replyTo,
 		case order.RetryCallOut:
 			ctx.Send(a.child(ctx, e.Job), callOut{attempt: e.Attempt, at: e.At})
 		case order.StartTimer:
-			if a.timer == nil {
+			if a.timer == nil && !a.woken {
 				a.rt.metrics.started() // a running order arms its deadline once per start
 			}
+			a.woken = false
 			a.arm(ctx, e.At)
 		case order.Compensate:
 			ctx.Send(a.child(ctx, e.Job), compensate{})
@@ -314,8 +388,8 @@ func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
 	if p.err == nil {
 		a.durable, a.inflight = a.inflight, nil
 		a.rt.durable.Store(a.id, a.durable)
-		if _, ok := ev.(order.Created); ok {
-			a.first = a.durable
+		if _, ok := ev.(order.Created); ok && a.m.View().IdempotencyKey != "" {
+			a.first = a.durable // a repeat of the create gets this answer
 		}
 		a.boot.fresh = false
 		a.rt.metrics.persisted()
@@ -394,6 +468,11 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 	}
 	if err != nil {
 		// Refuse what waits and go away; the next request loads again.
+		if l.err == nil || errors.Is(err, persistence.ErrNotFound) {
+			// Gone or unreadable, it cannot be brought back at its deadline
+			// either: retrying would only repeat this.
+			a.rt.alarms.cancel(a.id)
+		}
 		if errors.Is(err, persistence.ErrNotFound) {
 			err = fmt.Errorf("order %s: %w", a.id, ErrNotFound)
 		} else {
@@ -405,6 +484,9 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 	}
 	a.durable = l.rec.Data
 	a.rt.durable.Store(a.id, a.durable)
+	// Back in memory, its own timer keeps its deadline. An order that left
+	// memory while running was counted as started before it left.
+	a.woken = a.rt.alarms.cancel(a.id)
 	a.step(ctx, order.Activated{At: a.rt.cfg.Now()}, nil)
 }
 
@@ -452,12 +534,33 @@ func (a *orderActor) child(ctx actor.Context, j order.JobRef) *actor.PID {
 	if a.children == nil {
 		a.children = make(map[string]*actor.PID, 4)
 	}
-	pid, err := ctx.SpawnNamed(newJobProps(a.rt, a.id, j), name)
-	if err != nil && !errors.Is(err, actor.ErrNameExists) {
-		panic(fmt.Sprintf("order %s: spawn job %s: %v", a.id, j.JobID, err))
-	}
+	// A job actor stops when it has no work left (see jobActor), and its
+	// successor may be spawned before it is gone: each gets a unique name.
+	// It is spawned at the root, not as a protoactor child, and this actor
+	// stops it when it stops: protoactor keeps the PID of every child that
+	// ever stopped (in the spare capacity of the parent's child set, and the
+	// PID caches the stopped process), so a waiting order would keep its
+	// three finished job actors' memory.
+	pid := ctx.ActorSystem().Root.SpawnPrefix(newJobProps(a.rt, ctx.Self(), a.id, j), ctx.Self().Id+"/"+name+".")
 	a.children[name] = pid
 	return pid
+}
+
+// forget removes a job actor that has stopped itself from the children, so
+// that the next work for its job spawns a new one.
+func (a *orderActor) forget(done *actor.PID) {
+	if done == nil {
+		return
+	}
+	for name, pid := range a.children {
+		if pid.Equal(done) {
+			delete(a.children, name)
+			break
+		}
+	}
+	if len(a.children) == 0 {
+		a.children = nil // a waiting order keeps no empty map
+	}
 }
 
 func (a *orderActor) arm(ctx actor.Context, at time.Time) {
@@ -471,14 +574,15 @@ func (a *orderActor) arm(ctx actor.Context, at time.Time) {
 // finished stops the order's timer, tells its jobs' actors to stop once
 // their compensation (if any) is done, and logs the end.
 func (a *orderActor) finished(ctx actor.Context, s order.Status) {
+	a.woken = false
 	if a.timer != nil {
 		a.timer.Stop()
 		a.timer = nil
 	}
-	for id, pid := range a.children {
+	for _, pid := range a.children {
 		ctx.Send(pid, finish{})
-		delete(a.children, id)
 	}
+	a.children = nil
 	v := a.m.View()
 	a.rt.metrics.finished(s, v.UpdatedAt.Sub(v.CreatedAt))
 	if s == order.Completed {

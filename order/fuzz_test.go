@@ -520,6 +520,13 @@ func checkLifecycleStep(t *testing.T, e order.Event, before, after order.Order, 
 	if m, err := order.Restore(after, order.Policy{}); err != nil || m.Settled() != settled {
 		fail("Settled() of %+v is not %v (%v)", after, settled, err)
 	}
+	waiting := after.Status == order.Running
+	for _, j := range after.Jobs {
+		waiting = waiting && j.Status != order.JobPending && !isPending(j.Compensation)
+	}
+	if m, err := order.Restore(after, order.Policy{}); err != nil || m.Waiting() != waiting {
+		fail("Waiting() of %+v is not %v (%v)", after, waiting, err)
+	}
 
 	switch e := e.(type) {
 	case order.CancelRequested:

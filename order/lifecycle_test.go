@@ -796,3 +796,37 @@ func TestSnapshot_copiesDeliveries(t *testing.T) {
 		t.Errorf("changing a snapshot's deliveries changed the machine:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+func TestMachine_Waiting(t *testing.T) {
+	allAccepted := []order.Event{accepted(0, 1, 1), accepted(1, 1, 2), accepted(2, 1, 3)}
+	for _, c := range []struct {
+		name   string
+		create func() order.Created
+		events []order.Event
+		want   bool
+	}{
+		{"created: every callout under way", created, nil, false},
+		{"two of three accepted", created, allAccepted[:2], false},
+		{"every callout accepted", created, allAccepted, true},
+		{"every callout accepted, one job called back", created, append(allAccepted[:3:3], callback(0, 4)), true},
+		{"called back before its callout was accepted, the others accepted", created,
+			[]order.Event{callback(0, 1), accepted(1, 1, 2), accepted(2, 1, 3)}, true},
+		{"a callout retry is due", created, []order.Event{accepted(0, 1, 1), accepted(1, 1, 2), failed(2, 1, true, 3)}, false},
+		{"the retried callout was accepted", created,
+			[]order.Event{accepted(0, 1, 1), accepted(1, 1, 2), failed(2, 1, true, 3), accepted(2, 2, 4)}, true},
+		{"completed", created, []order.Event{callback(0, 1), callback(1, 2), callback(2, 3)}, false},
+		{"cancelled, compensation pending", compensable, append(allAccepted[:3:3], cancel(4)), false},
+		{"expired", created, append(allAccepted[:3:3], order.DeadlinePassed{At: deadline}), false},
+		{"retried, its callouts under way", compensable, []order.Event{failed(1, 1, false, 1), notified(1, "", 2), retry(time.Minute)}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := machineFrom(t, order.Policy{}, c.create(), c.events...)
+			if got := m.Waiting(); got != c.want {
+				t.Errorf("Waiting() = %v, want %v", got, c.want)
+			}
+			if got := restored(t, m, order.Policy{}).Waiting(); got != c.want {
+				t.Errorf("restored: Waiting() = %v, want %v", got, c.want)
+			}
+		})
+	}
+}

@@ -370,6 +370,24 @@ func (m *Machine) Settled() bool {
 	return m.o.Status != 0 && m.o.Status.Terminal() && len(m.unsettled()) == 0
 }
 
+// Waiting reports whether the order is running and only waits for
+// callbacks: every job's callout was accepted (or the job is done), so no
+// callout or retry is due or under way, and no compensation or webhook
+// delivery is pending. Such an order needs nothing from its owner until a
+// callback, a request or its deadline comes; its owner may keep it in the
+// store alone meanwhile.
+func (m *Machine) Waiting() bool {
+	if m.o.Status != Running || len(m.unsettled()) > 0 {
+		return false
+	}
+	for i := range m.o.Jobs {
+		if m.o.Jobs[i].Status == JobPending {
+			return false
+		}
+	}
+	return true
+}
+
 func (m *Machine) cancel(e CancelRequested) ([]Effect, error) {
 	if m.o.Status.Terminal() {
 		return []Effect{Reply{Err: ErrOrderFinished}}, nil

@@ -48,6 +48,11 @@ type Config struct {
 	CalloutBackoff time.Duration `yaml:"calloutBackoff"`
 	// CalloutBackoffMax caps the retry delay (default 10s).
 	CalloutBackoffMax time.Duration `yaml:"calloutBackoffMax"`
+	// PassivateAfter is how long a running order that only waits for
+	// callbacks stays in memory without messages before it leaves; its
+	// next callback or its deadline brings it back from the store
+	// (default 1m; 0 or negative keeps waiting orders in memory).
+	PassivateAfter time.Duration `yaml:"passivateAfter"`
 	// ShutdownGrace bounds a graceful shutdown (default 10s).
 	ShutdownGrace time.Duration `yaml:"shutdownGrace"`
 	// PprofListen serves net/http/pprof on this address (default: off).
@@ -73,6 +78,7 @@ func defaultConfig() Config {
 		CalloutAttempts:   5,
 		CalloutBackoff:    100 * time.Millisecond,
 		CalloutBackoffMax: 10 * time.Second,
+		PassivateAfter:    time.Minute,
 		ShutdownGrace:     10 * time.Second,
 		LogLevel:          "info",
 		LogFormat:         "auto",
@@ -98,6 +104,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.CalloutAttempts, "callout-attempts", c.CalloutAttempts, "callout attempts per job before it fails")
 	fs.DurationVar(&c.CalloutBackoff, "callout-backoff", c.CalloutBackoff, "delay before the first callout retry (doubles per retry)")
 	fs.DurationVar(&c.CalloutBackoffMax, "callout-backoff-max", c.CalloutBackoffMax, "largest delay between callout attempts")
+	fs.DurationVar(&c.PassivateAfter, "passivate-after", c.PassivateAfter, "idle time after which a running order that only waits for callbacks leaves memory (0 = never)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long a graceful shutdown may take")
 	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "serve Go's pprof profiles on this loopback address (default: off)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")

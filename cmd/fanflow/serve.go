@@ -111,6 +111,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		DefaultDeadline: cfg.Deadline,
 		Retention:       cfg.Retention,
 		CalloutTimeout:  cfg.CalloutTimeout,
+		PassivateAfter:  cfg.PassivateAfter,
 		Tokens:          tokens,
 		Poster:          caller,
 		NotifyURL:       cfg.NotifyURL,
