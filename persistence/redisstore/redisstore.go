@@ -356,6 +356,19 @@ func (s *Store) Load(ctx context.Context, orderID string) (persistence.Record, e
 	return found[0], nil
 }
 
+// LoadMany implements persistence.Store with one pipeline (a GET and a
+// PEXPIRETIME per order).
+func (s *Store) LoadMany(ctx context.Context, orderIDs []string) ([]persistence.Record, error) {
+	if len(orderIDs) == 0 {
+		return nil, nil
+	}
+	if err := s.checkOpen(fmt.Sprintf("load %d orders", len(orderIDs))); err != nil {
+		return nil, err
+	}
+	found, _, err := s.fetch(ctx, orderIDs)
+	return found, err
+}
+
 // walk calls fn with successive chunks of the sorted set key in (score,
 // member) order, descending when rev, continuing strictly after the
 // position from when it is not nil, until the set ends or fn returns false
