@@ -40,10 +40,13 @@ type callbackDone struct {
 	err error
 }
 
-// loaded carries the result of an order actor's load from the store.
+// loaded carries the result of an order actor's load from the store: of
+// its own load number gen, or (preload) of the batch Recover loaded for it.
 type loaded struct {
-	rec persistence.Record
-	err error
+	rec     persistence.Record
+	err     error
+	gen     uint64
+	preload bool
 }
 
 // persisted reports that the snapshot of version was written (err nil) or not.
