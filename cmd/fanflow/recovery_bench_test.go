@@ -108,7 +108,7 @@ func seedRunning(store persistence.Store, n int, deadline time.Time) error {
 			for from := range starts {
 				recs := make([]persistence.Record, 0, batch)
 				for range min(batch, n-from) {
-					r, err := runningRecord(deadline)
+					r, err := runningRecord(deadline, 3)
 					if err != nil {
 						errs <- err
 						return
@@ -144,9 +144,9 @@ loop:
 }
 
 // runningRecord builds, with the order machine, a running order created a
-// minute ago whose three default jobs were all accepted, and returns its
-// Record.
-func runningRecord(deadline time.Time) (persistence.Record, error) {
+// minute ago whose first accepted default jobs (of three) were accepted,
+// the others called out but never acknowledged, and returns its Record.
+func runningRecord(deadline time.Time, accepted int) (persistence.Record, error) {
 	now := time.Now()
 	m := order.New(order.Policy{})
 	jobs := make([]order.NewJob, 0, 3)
@@ -158,7 +158,7 @@ func runningRecord(deadline time.Time) (persistence.Record, error) {
 	if _, err := m.Step(order.Created{At: now.Add(-time.Minute), OrderID: id, Parameters: params, Jobs: jobs, Deadline: deadline}); err != nil {
 		return persistence.Record{}, fmt.Errorf("order %s: create: %w", id, err)
 	}
-	for _, j := range jobs {
+	for _, j := range jobs[:accepted] {
 		if _, err := m.Step(order.CalloutAccepted{At: now, JobID: j.JobID, Attempt: 1}); err != nil {
 			return persistence.Record{}, fmt.Errorf("order %s: accept %s: %w", id, j.JobID, err)
 		}
