@@ -43,7 +43,9 @@ type callbackDone struct {
 // loaded carries the result of an order actor's load from the store: of
 // its own load number gen, or (preload) of the batch Recover loaded for it.
 type loaded struct {
-	rec     persistence.Record
+	rec persistence.Record
+	// decoded is rec.Data decoded, when the sender did it (nil: not done).
+	decoded *order.Order
 	err     error
 	gen     uint64
 	preload bool

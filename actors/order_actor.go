@@ -412,10 +412,14 @@ func loadError(id string, err error) error {
 func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 	a.busy = false
 	err := l.err
-	var o order.Order
 	if err == nil {
-		if err = json.Unmarshal(l.rec.Data, &o); err == nil {
-			a.m, err = order.Restore(o, a.rt.cfg.Policy)
+		o := l.decoded
+		if o == nil {
+			o = new(order.Order)
+			err = json.Unmarshal(l.rec.Data, o)
+		}
+		if err == nil {
+			a.m, err = order.Restore(*o, a.rt.cfg.Policy)
 		}
 		if err != nil {
 			a.rt.log.Error("stored snapshot does not restore", "orderId", a.id, "err", err)

@@ -2,11 +2,13 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/fanflow/fanflow/order"
 	"github.com/fanflow/fanflow/persistence"
 )
 
@@ -237,7 +239,14 @@ func (c *Client) preloadBatch(ctx context.Context, src Recoverer, batch []preloa
 	var s RecoveryStats
 	for _, p := range batch {
 		if r, ok := byID[p.id]; ok {
-			root.Send(p.pid, loaded{rec: r, preload: true})
+			// Decoded here, on a long-lived goroutine: the actor's
+			// goroutine is fresh, and would grow its stack to decode.
+			// One that does not decode is left to the actor, which logs it.
+			msg := loaded{rec: r, preload: true, decoded: new(order.Order)}
+			if json.Unmarshal(r.Data, msg.decoded) != nil {
+				msg.decoded = nil
+			}
+			root.Send(p.pid, msg)
 			s.Loaded++
 			continue
 		}
