@@ -37,6 +37,8 @@ var (
 		"BenchmarkRecovery: the fanflow binary to restart (default: this tree's, built by TestMain)")
 	recoveryProfile = flag.String("recovery.cpuprofile", "",
 		"BenchmarkRecovery: write a CPU profile of the orchestrator, taken from its start, to this file")
+	recoveryHeapProfile = flag.String("recovery.heapprofile", "",
+		"BenchmarkRecovery: write a heap profile of the orchestrator, taken once every order is loaded, to this file")
 	recoveryProfileSeconds = flag.Int("recovery.cpuprofile-seconds", 5,
 		"BenchmarkRecovery: length of that profile in seconds")
 )
@@ -55,6 +57,8 @@ const recoveryTimeout = 3 * time.Minute
 //   - loaded-s: seconds from starting the process until every seeded order
 //     is activated in memory (fanflow_orders_active on /metrics reaches N:
 //     the gauge rises when an activated order re-arms its deadline);
+//   - cpu-s: the orchestrator's CPU time (user+system) by then, which
+//     says more than the wall times on a busy machine;
 //   - rss-MiB: the orchestrator's peak resident set size by then (VmHWM);
 //   - seed-s: how long seeding took (once, outside the timer).
 //
@@ -77,15 +81,16 @@ func BenchmarkRecovery(b *testing.B) {
 	seeded := time.Since(began)
 	store.Close()
 
-	var ready, loaded, rss float64
+	var ready, loaded, cpu, rss float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r, l, m := restartOnce(b, srv.URL(), n, i == 0)
-		ready, loaded, rss = ready+r.Seconds(), loaded+l.Seconds(), rss+float64(m)/(1<<20)
+		r := restartOnce(b, srv.URL(), n, i == 0)
+		ready, loaded, cpu, rss = ready+r.ready.Seconds(), loaded+r.loaded.Seconds(), cpu+r.cpu.Seconds(), rss+float64(r.rss)/(1<<20)
 	}
 	b.StopTimer()
 	b.ReportMetric(ready/float64(b.N), "ready-s")
 	b.ReportMetric(loaded/float64(b.N), "loaded-s")
+	b.ReportMetric(cpu/float64(b.N), "cpu-s")
 	b.ReportMetric(rss/float64(b.N), "rss-MiB")
 	b.ReportMetric(seeded.Seconds(), "seed-s")
 	b.ReportMetric(float64(n), "orders")
@@ -170,17 +175,23 @@ func runningRecord(deadline time.Time, accepted int) (persistence.Record, error)
 	return persistence.RecordOf(m.View(), data, 24*time.Hour), nil
 }
 
-// restartOnce starts fanflow on the seeded store and returns the time to
-// /readyz, the time until n orders are active, and the peak RSS in bytes
-// then. It stops the process (by its PID) before returning.
-func restartOnce(b *testing.B, redisURL string, n int, profile bool) (ready, loaded time.Duration, rss uint64) {
+// restart is what one restart measured.
+type restart struct {
+	ready, loaded time.Duration // from the start of the process
+	cpu           time.Duration // its CPU time until loaded
+	rss           uint64        // its peak RSS until loaded, bytes
+}
+
+// restartOnce starts fanflow on the seeded store and measures its recovery
+// of n orders. It stops the process (by its PID) before returning.
+func restartOnce(b *testing.B, redisURL string, n int, profile bool) (m restart) {
 	listen, pprofAddr := freeAddrTB(b), freeAddrTB(b)
 	// Nothing listens on the jobs base URL: no callout is due anyway, and
 	// one that were would fail visibly in the log.
 	args := []string{"serve", "--store", "redis", "--redis-url", redisURL, "--redis-prefix", "bench",
 		"--mocks=false", "--jobs-base-url", "http://" + freeAddrTB(b), "--listen", listen,
 		"--callback-secret", "recovery-bench-secret-0123456789", "--log-level", "warn", "--log-format", "json"}
-	if profile && *recoveryProfile != "" {
+	if profile && (*recoveryProfile != "" || *recoveryHeapProfile != "") {
 		args = append(args, "--pprof-listen", pprofAddr)
 	}
 	bin := binary
@@ -230,7 +241,7 @@ func restartOnce(b *testing.B, redisURL string, n int, profile bool) (ready, loa
 		}
 		return time.Since(began)
 	}
-	ready = poll("/readyz 200", func() bool {
+	m.ready = poll("/readyz 200", func() bool {
 		resp, err := hc.Get("http://" + listen + "/readyz")
 		if err != nil {
 			return false
@@ -238,7 +249,7 @@ func restartOnce(b *testing.B, redisURL string, n int, profile bool) (ready, loa
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	loaded = poll(fmt.Sprintf("%d active orders", n), func() bool {
+	m.loaded = poll(fmt.Sprintf("%d active orders", n), func() bool {
 		v, err := gauge(hc, "http://"+listen+"/metrics", "fanflow_orders_active")
 		last = v
 		return err == nil && v >= float64(n)
@@ -246,9 +257,17 @@ func restartOnce(b *testing.B, redisURL string, n int, profile bool) (ready, loa
 	if last != float64(n) {
 		b.Errorf("fanflow_orders_active = %v, want %d", last, n)
 	}
-	rss, err := peakRSS(cmd.Process.Pid)
-	if err != nil {
+	var err error
+	if m.cpu, err = cpuTime(cmd.Process.Pid); err != nil {
 		b.Error(err)
+	}
+	if m.rss, err = peakRSS(cmd.Process.Pid); err != nil {
+		b.Error(err)
+	}
+	if profile && *recoveryHeapProfile != "" {
+		if err := fetchTo(hc, "http://"+pprofAddr+"/debug/pprof/heap", *recoveryHeapProfile); err != nil {
+			b.Errorf("heap profile: %v", err)
+		}
 	}
 	if profiled != nil {
 		if err := <-profiled; err != nil {
@@ -258,7 +277,7 @@ func restartOnce(b *testing.B, redisURL string, n int, profile bool) (ready, loa
 	if strings.Contains(log.String(), `"level":"ERROR"`) {
 		b.Errorf("the orchestrator logged errors:\n%s", tail(log.String(), 20))
 	}
-	return ready, loaded, rss
+	return m
 }
 
 // cpuProfile takes a CPU profile of seconds from the pprof server on addr,
@@ -295,6 +314,27 @@ func cpuProfile(addr, path string, seconds int, exited <-chan struct{}) error {
 	}
 }
 
+// fetchTo writes the body of a GET of url to the file path.
+func fetchTo(hc *http.Client, url, path string) error {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", url, err)
+	}
+	return f.Close()
+}
+
 // gauge reads one unlabelled sample from a Prometheus text page.
 func gauge(hc *http.Client, url, name string) (float64, error) {
 	resp, err := hc.Get(url)
@@ -312,6 +352,34 @@ func gauge(hc *http.Client, url, name string) (float64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("%s: no sample %s", url, name)
+}
+
+// cpuTime reads the user and system CPU time of process pid so far.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time: %w", err)
+	}
+	// Fields after the command name (in parentheses, which may hold spaces):
+	// utime and stime are fields 14 and 15 of the whole line.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("cpu time: /proc/%d/stat has no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu time: /proc/%d/stat has %d fields after the name", pid, len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseUint(s, 10, 63)
+		if err != nil {
+			return 0, fmt.Errorf("cpu time: %w", err)
+		}
+		ticks += v
+	}
+	const clockTicks = 100 // USER_HZ on Linux
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
 // peakRSS reads VmHWM, in bytes, of process pid.
