@@ -25,7 +25,6 @@ package redisstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -291,8 +290,8 @@ type meta struct {
 
 // record builds a Record from a stored snapshot and its PEXPIRETIME reply.
 func record(id string, data []byte, expireAt time.Duration) (persistence.Record, error) {
-	var m meta
-	if err := json.Unmarshal(data, &m); err != nil {
+	m, err := metaOf(data)
+	if err != nil {
 		return persistence.Record{}, fmt.Errorf("redisstore: order %s: decode snapshot: %w", id, err)
 	}
 	r := persistence.Record{
