@@ -90,11 +90,12 @@ type preload struct {
 // walks the active index and enters, for every order not in memory yet, an
 // actor that stashes requests until its snapshot comes, and returns when the
 // walk is done: from then on every running order is known, and a request for
-// one is served as soon as it is loaded. Meanwhile its snapshots are loaded
-// in the background, opts.Batch per LoadMany, opts.Loaders at a time,
-// nearest deadline first, and handed to the actors, which activate them (the
+// one is served as soon as it is loaded. Then the snapshots are loaded in
+// the background, opts.Batch per LoadMany, opts.Loaders at a time, nearest
+// deadline first, and handed to the actors, which activate them (the
 // deadline re-armed from its stored time, unacknowledged callouts sent
-// again). An actor that gets a request before its batch loads on its own.
+// again). An actor that gets a request before its batch loads on its own;
+// the batch's record then comes second and is ignored.
 //
 // If the walk fails, Recover returns the error with the Recovery of the
 // orders it entered so far, which are loaded all the same; walking again
@@ -103,67 +104,7 @@ type preload struct {
 func (c *Client) Recover(ctx context.Context, src Recoverer, opts RecoverOptions) (*Recovery, error) {
 	opts.setDefaults()
 	r := &Recovery{done: make(chan struct{})}
-	queue := make(chan []preload, 1)
-	var pending []([]preload) // batches the loaders have not taken yet
-	var mu sync.Mutex
-	wake := make(chan struct{}, 1)
-	walked := make(chan struct{})
-
-	// The walk must not wait for the loads: a feeder hands the batches on.
-	go func() {
-		defer close(queue)
-		for {
-			mu.Lock()
-			var next []preload
-			if len(pending) > 0 {
-				next, pending[0] = pending[0], nil
-				pending = pending[1:]
-			}
-			mu.Unlock()
-			if next != nil {
-				queue <- next
-				continue
-			}
-			select {
-			case <-wake:
-			case <-walked:
-				mu.Lock()
-				left := len(pending)
-				mu.Unlock()
-				if left == 0 {
-					return
-				}
-			}
-		}
-	}()
-	push := func(b []preload) {
-		mu.Lock()
-		pending = append(pending, b)
-		mu.Unlock()
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	}
-
-	var wg sync.WaitGroup
-	counts := make([]RecoveryStats, opts.Loaders)
-	for i := range opts.Loaders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// The walk first: on a small machine the loads would slow it
-			// down, and until it is done the orders are not all known.
-			<-walked
-			for b := range queue {
-				s := c.preloadBatch(ctx, src, b, opts.RetryFor)
-				counts[i].Loaded += s.Loaded
-				counts[i].Gone += s.Gone
-				counts[i].Failed += s.Failed
-			}
-		}()
-	}
-
+	var batches [][]preload
 	var batch []preload
 	err := src.Active(ctx, func(id string, _ time.Time) error {
 		if _, ok := c.rt.dir.lookup(id); ok {
@@ -177,15 +118,35 @@ func (c *Client) Recover(ctx context.Context, src Recoverer, opts RecoverOptions
 		r.known++
 		batch = append(batch, preload{id: id, pid: pid})
 		if len(batch) == opts.Batch {
-			push(batch)
-			batch = nil
+			batches, batch = append(batches, batch), nil
 		}
 		return nil
 	})
 	if len(batch) > 0 {
-		push(batch)
+		batches = append(batches, batch)
 	}
-	close(walked)
+
+	// The loads start after the walk: on a small machine they would slow
+	// it down, and until it is done the orders are not all known.
+	queue := make(chan []preload, len(batches))
+	for _, b := range batches {
+		queue <- b
+	}
+	close(queue)
+	var wg sync.WaitGroup
+	counts := make([]RecoveryStats, opts.Loaders)
+	for i := range opts.Loaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range queue {
+				s := c.preloadBatch(ctx, src, b, opts.RetryFor)
+				counts[i].Loaded += s.Loaded
+				counts[i].Gone += s.Gone
+				counts[i].Failed += s.Failed
+			}
+		}()
+	}
 	go func() {
 		wg.Wait()
 		for _, s := range counts {
@@ -226,7 +187,9 @@ func (c *Client) preloadBatch(ctx context.Context, src Recoverer, batch []preloa
 	}
 	root := c.system.Root
 	if err != nil {
-		c.rt.log.Error("recovery: orders not loaded; each is loaded on its first request", "orders", len(ids), "first", ids[0], "err", err)
+		if ctx.Err() == nil { // else shutting down: nothing to report
+			c.rt.log.Error("recovery: orders not loaded; each is loaded on its first request", "orders", len(ids), "first", ids[0], "err", err)
+		}
 		for _, p := range batch {
 			root.Send(p.pid, loaded{err: err, preload: true})
 		}
