@@ -7,7 +7,7 @@ ARGS        ?=
 # Extra arguments for both runs of `make bench`, e.g. BENCH_ARGS="--orders 20000"
 BENCH_ARGS  ?=
 
-.PHONY: build run test test-short lint bench bench-micro fuzz clean
+.PHONY: build run test test-short lint bench bench-micro bench-recovery fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fanflow
@@ -37,9 +37,13 @@ bench: build
 	./$(BIN) bench --store redis --ceiling --json bench/results/redis.json $(BENCH_ARGS)
 	./$(BIN) bench --store embedded --ceiling --json bench/results/embedded.json $(BENCH_ARGS)
 
-## bench-micro: the Go micro-benchmarks of every package
+## bench-micro: the Go micro-benchmarks of every package (not the recovery one)
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkRecovery$$' -benchmem ./...
+
+## bench-recovery: restart with 100,000 running orders in Redis (bench/README.md, "Recovery")
+bench-recovery:
+	$(GO) test -run '^$$' -bench '^BenchmarkRecovery$$' -benchtime 1x ./cmd/fanflow/
 
 clean:
 	rm -rf bin data

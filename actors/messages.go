@@ -68,10 +68,15 @@ type callbackDone struct {
 	err error
 }
 
-// loaded carries the result of an order actor's load from the store.
+// loaded carries the result of an order actor's load from the store: of
+// its own load number gen, or (preload) of the batch Recover loaded for it.
 type loaded struct {
 	rec persistence.Record
-	err error
+	// decoded is rec.Data decoded, when the sender did it (nil: not done).
+	decoded *order.Order
+	err     error
+	gen     uint64
+	preload bool
 }
 
 // persisted reports that the snapshot of version was written (err nil) or not.

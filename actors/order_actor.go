@@ -30,7 +30,9 @@ const snapshotGrowth = 128
 
 // boot survives restarts of one order actor by its supervisor: a fresh actor
 // waits for its createOrder; once a snapshot is stored, a restarted one loads.
-type boot struct{ fresh bool }
+// A preloaded actor (recovery) waits for the snapshot that Recover loads in
+// a batch for it, unless a request comes first (then it loads on its own).
+type boot struct{ fresh, preload bool }
 
 // stashed is a message that arrived while the actor waited for I/O.
 type stashed struct {
@@ -55,6 +57,15 @@ type orderActor struct {
 
 	busy  bool // a load or a snapshot write is in flight
 	stash []stashed
+
+	// Loading: each own load has a generation, and only the result of the
+	// latest, while it is awaited, is used; while preloading, the record
+	// Recover sends (loaded.preload) is used too, whichever comes first.
+	// A preloading actor whose loads failed stays preloading: known, busy,
+	// and loading on its own when a request comes.
+	loadGen    uint64
+	loading    bool // an own load is awaited
+	preloading bool // the record from Recover is awaited
 
 	// The step whose snapshot is in flight: what remains to do once it is durable.
 	inflight []byte
@@ -91,6 +102,10 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		if a.boot.fresh {
 			// A fresh order that never gets its createOrder goes away.
 			a.armIdle(ctx, a.rt.cfg.RequestTimeout)
+			return
+		}
+		if a.boot.preload {
+			a.busy, a.preloading = true, true
 			return
 		}
 		a.load(ctx)
@@ -151,6 +166,23 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.step(ctx, order.Activated{At: a.rt.cfg.Now()}, nil)
 		a.drain(ctx)
 	case loaded:
+		if msg.preload && !a.preloading || !msg.preload && (!a.loading || msg.gen != a.loadGen) {
+			return // superseded: the order was loaded otherwise, or is loading again
+		}
+		if msg.err != nil && a.preloading && !(msg.preload && errors.Is(msg.err, persistence.ErrNotFound)) {
+			// A load failed, but the order exists as far as we know: stay,
+			// known and waiting, and load again for the next request.
+			// What waits now is refused (its senders retry) unless an own
+			// load is still under way.
+			if !msg.preload {
+				a.loading = false
+			}
+			if !a.loading {
+				a.refuseStash(ctx, loadError(a.id, msg.err))
+			}
+			return
+		}
+		a.loading, a.preloading, a.boot.preload = false, false, false
 		a.onLoaded(ctx, msg)
 		a.drain(ctx)
 	case persisted:
@@ -177,6 +209,10 @@ func (a *orderActor) receive(ctx actor.Context, msg any, sender replyTo) {
 	if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
 		// Busy, or a fresh order whose create has not come yet: wait.
 		a.stash = append(a.stash, stashed{msg: msg, sender: sender})
+		if a.preloading && !a.loading {
+			// Someone waits for this order: do not wait for its batch.
+			a.load(ctx)
+		}
 		return
 	}
 	a.handle(ctx, msg, sender)
@@ -443,24 +479,39 @@ func (a *orderActor) rollback(failed order.Event) {
 	}
 }
 
+// load reads the order from the store on its own goroutine; the result
+// comes back as a loaded message.
 func (a *orderActor) load(ctx actor.Context) {
-	a.busy = true
-	self, root, loader, timeout := ctx.Self(), ctx.ActorSystem().Root, a.rt.cfg.Loader, a.rt.cfg.RequestTimeout
+	a.busy, a.loading = true, true
+	a.loadGen++
+	self, root, loader, timeout, gen := ctx.Self(), ctx.ActorSystem().Root, a.rt.cfg.Loader, a.rt.cfg.RequestTimeout, a.loadGen
 	go func() {
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		rec, err := loader.Load(c, a.id)
-		root.Send(self, loaded{rec: rec, err: err})
+		root.Send(self, loaded{rec: rec, err: err, gen: gen})
 	}()
+}
+
+// loadError is what the requests waiting for a load that failed with err get.
+func loadError(id string, err error) error {
+	if errors.Is(err, persistence.ErrNotFound) {
+		return fmt.Errorf("order %s: %w", id, ErrNotFound)
+	}
+	return fmt.Errorf("order %s: load: %w: %w", id, ErrUnavailable, err)
 }
 
 func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 	a.busy = false
 	err := l.err
-	var o order.Order
 	if err == nil {
-		if err = json.Unmarshal(l.rec.Data, &o); err == nil {
-			a.m, err = order.Restore(o, a.rt.cfg.Policy)
+		o := l.decoded
+		if o == nil {
+			o = new(order.Order)
+			err = json.Unmarshal(l.rec.Data, o)
+		}
+		if err == nil {
+			a.m, err = order.Restore(*o, a.rt.cfg.Policy)
 		}
 		if err != nil {
 			a.rt.log.Error("stored snapshot does not restore", "orderId", a.id, "err", err)
@@ -473,12 +524,7 @@ func (a *orderActor) onLoaded(ctx actor.Context, l loaded) {
 			// either: retrying would only repeat this.
 			a.rt.alarms.cancel(a.id)
 		}
-		if errors.Is(err, persistence.ErrNotFound) {
-			err = fmt.Errorf("order %s: %w", a.id, ErrNotFound)
-		} else {
-			err = fmt.Errorf("order %s: load: %w: %w", a.id, ErrUnavailable, err)
-		}
-		a.refuseStash(ctx, err)
+		a.refuseStash(ctx, loadError(a.id, err))
 		a.stop(ctx)
 		return
 	}

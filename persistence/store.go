@@ -88,6 +88,13 @@ type Store interface {
 	Save(ctx context.Context, batch []Record) error
 	// Load returns the stored snapshot of one order, or ErrNotFound.
 	Load(ctx context.Context, orderID string) (Record, error)
+	// LoadMany returns the stored snapshots of several orders, in the order
+	// of orderIDs, as one round trip or transaction where the backend
+	// allows: recovery loads the running orders this way. An id that is not
+	// stored (or has expired) is left out, and is no error; a repeated id
+	// is returned once per mention. No ids is no records. An error means
+	// none of the records may be trusted.
+	LoadMany(ctx context.Context, orderIDs []string) ([]Record, error)
 	// List returns one page of orders, newest first, optionally by status.
 	List(ctx context.Context, q Query) (Page, error)
 	// Active calls fn for every running order with its deadline, in

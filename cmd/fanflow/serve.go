@@ -150,12 +150,28 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go func() { errc <- api.Serve(ln) }()
 	log.Info("fanflow listening", "addr", ln.Addr().String(), "store", cfg.Store, "jobsBaseUrl", base, "mocks", cfg.Mocks, "timeScale", cfg.TimeScale)
 
-	n, err := recoverOrders(ctx, store, client)
+	began := time.Now()
+	recs, err := recoverOrders(ctx, store, client, log)
 	if err != nil {
-		log.Error("recovery incomplete", "err", err)
+		log.Error("recovery incomplete: orders not recovered are activated by their first request", "err", err)
 	}
 	recovered.Store(true)
-	log.Info("recovery done", "orders", n)
+	known := 0
+	for _, r := range recs {
+		known += r.Known()
+	}
+	log.Info("recovery: every running order is in memory; loading their snapshots", "orders", known, "took", time.Since(began))
+	go func() {
+		var total actors.RecoveryStats
+		for _, r := range recs {
+			st, err := r.Wait(ctx)
+			if err != nil {
+				return // shutting down
+			}
+			total.Loaded, total.Gone, total.Failed = total.Loaded+st.Loaded, total.Gone+st.Gone, total.Failed+st.Failed
+		}
+		log.Info("recovery done", "orders", known, "loaded", total.Loaded, "gone", total.Gone, "failed", total.Failed, "took", time.Since(began))
+	}()
 
 	select {
 	case err := <-errc:
@@ -182,15 +198,34 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// recoverOrders activates every running order in the store and returns how many.
-func recoverOrders(ctx context.Context, store persistence.Store, client *actors.Client) (int, error) {
-	n := 0
-	err := store.Active(ctx, func(id string, _ time.Time) error {
-		client.Activate(id)
-		n++
-		return nil
-	})
-	return n, err
+// recoverAttempts bounds how often recoverOrders walks the active index when
+// the store fails; recoverRetry is the pause between walks.
+const (
+	recoverAttempts = 30
+	recoverRetry    = 2 * time.Second
+)
+
+// recoverOrders makes every running order in the store known to the actors
+// (see actors.Client.Recover) and returns the recoveries (one per walk),
+// whose snapshots are still loading. A walk that fails is retried (the orders already entered
+// are skipped), up to recoverAttempts times.
+func recoverOrders(ctx context.Context, store persistence.Store, client *actors.Client, log *slog.Logger) ([]*actors.Recovery, error) {
+	var recs []*actors.Recovery
+	var err error
+	for attempt := 1; attempt <= recoverAttempts; attempt++ {
+		var rec *actors.Recovery
+		rec, err = client.Recover(ctx, store, actors.RecoverOptions{})
+		recs = append(recs, rec)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		log.Warn("recovery: walking the running orders failed; retrying", "attempt", attempt, "retryIn", recoverRetry, "err", err)
+		select {
+		case <-time.After(recoverRetry):
+		case <-ctx.Done():
+		}
+	}
+	return recs, err
 }
 
 // secretKey is the store key under which a generated callback secret is kept.

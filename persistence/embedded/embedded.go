@@ -316,6 +316,36 @@ func (s *Store) Load(ctx context.Context, orderID string) (persistence.Record, e
 	return r, nil
 }
 
+// LoadMany implements persistence.Store with one read transaction.
+func (s *Store) LoadMany(ctx context.Context, orderIDs []string) ([]persistence.Record, error) {
+	if len(orderIDs) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: load %d orders: %w", len(orderIDs), err)
+	}
+	found := make([]persistence.Record, 0, len(orderIDs))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		orders := tx.Bucket(bucketOrders)
+		for _, id := range orderIDs {
+			v := orders.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			r, err := record(id, v)
+			if err != nil {
+				return err
+			}
+			found = append(found, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fail(fmt.Sprintf("load %d orders", len(orderIDs)), err)
+	}
+	return found, nil
+}
+
 // List implements persistence.Store by walking the created index backwards
 // inside one read transaction, reading only the headers of orders it skips.
 func (s *Store) List(ctx context.Context, q persistence.Query) (persistence.Page, error) {

@@ -107,6 +107,26 @@ func (s *Store) Load(ctx context.Context, orderID string) (persistence.Record, e
 	return r, nil
 }
 
+// LoadMany implements persistence.Store under one read lock.
+func (s *Store) LoadMany(ctx context.Context, orderIDs []string) ([]persistence.Record, error) {
+	if len(orderIDs) == 0 {
+		return nil, nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("memory: load %d orders: %w", len(orderIDs), persistence.ErrClosed)
+	}
+	found := make([]persistence.Record, 0, len(orderIDs))
+	for _, id := range orderIDs {
+		if r, ok := s.orders[id]; ok {
+			r.Data = bytes.Clone(r.Data)
+			found = append(found, r)
+		}
+	}
+	return found, nil
+}
+
 // List implements persistence.Store.
 func (s *Store) List(ctx context.Context, q persistence.Query) (persistence.Page, error) {
 	after, ok, err := cursor.Decode(q.Cursor)

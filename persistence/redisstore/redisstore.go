@@ -25,7 +25,6 @@ package redisstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -291,8 +290,8 @@ type meta struct {
 
 // record builds a Record from a stored snapshot and its PEXPIRETIME reply.
 func record(id string, data []byte, expireAt time.Duration) (persistence.Record, error) {
-	var m meta
-	if err := json.Unmarshal(data, &m); err != nil {
+	m, err := metaOf(data)
+	if err != nil {
 		return persistence.Record{}, fmt.Errorf("redisstore: order %s: decode snapshot: %w", id, err)
 	}
 	r := persistence.Record{
@@ -354,6 +353,19 @@ func (s *Store) Load(ctx context.Context, orderID string) (persistence.Record, e
 		return persistence.Record{}, fmt.Errorf("redisstore: load %s: %w", orderID, persistence.ErrNotFound)
 	}
 	return found[0], nil
+}
+
+// LoadMany implements persistence.Store with one pipeline (a GET and a
+// PEXPIRETIME per order).
+func (s *Store) LoadMany(ctx context.Context, orderIDs []string) ([]persistence.Record, error) {
+	if len(orderIDs) == 0 {
+		return nil, nil
+	}
+	if err := s.checkOpen(fmt.Sprintf("load %d orders", len(orderIDs))); err != nil {
+		return nil, err
+	}
+	found, _, err := s.fetch(ctx, orderIDs)
+	return found, err
 }
 
 // walk calls fn with successive chunks of the sorted set key in (score,

@@ -56,6 +56,8 @@ func Run(t *testing.T, newStore func(t *testing.T) persistence.Store, f Features
 	}{
 		{"Save_roundtripKeepsDataVerbatim", testRoundtrip},
 		{"Load_unknownIsNotFound", testLoadUnknown},
+		{"LoadMany_inOrderLeavingOutUnknown", testLoadMany},
+		{"LoadMany_showsNewestVersion", testLoadManyNewest},
 		{"Save_batchOfMany", testBatch},
 		{"Save_versionGuard", testVersionGuard},
 		{"Active_deadlineOrder", testActiveOrder},
@@ -164,6 +166,58 @@ func testLoadUnknown(t *testing.T, s persistence.Store) {
 	if !strings.Contains(err.Error(), "ord-unknown") {
 		t.Errorf("Load unknown: error %q does not name the order", err)
 	}
+}
+
+func testLoadMany(t *testing.T, s persistence.Store) {
+	if got, err := s.LoadMany(ctx(t), nil); err != nil || len(got) != 0 {
+		t.Fatalf("LoadMany of no ids = %d records, err %v; want none, nil", len(got), err)
+	}
+	running := newRecord(t, "ord-running", 2, order.Running, base)
+	done := newRecord(t, "ord-done", 4, order.Completed, base.Add(time.Millisecond))
+	kept := newRecord(t, "ord-kept", 3, order.Failed, base.Add(2*time.Millisecond))
+	kept.ExpireAt = time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	var many []persistence.Record
+	for i := range 600 { // more than one chunk of any backend
+		many = append(many, newRecord(t, fmt.Sprintf("ord-many-%03d", i), 1, order.Running, base.Add(time.Duration(i)*time.Millisecond)))
+	}
+	save(t, s, append([]persistence.Record{running, done, kept}, many...)...)
+
+	ids := []string{"ord-kept", "ord-unknown", "ord-running", "", "ord-done", "ord-running"}
+	want := []persistence.Record{kept, running, done, running}
+	for i := len(many) - 1; i >= 0; i-- {
+		ids = append(ids, many[i].OrderID)
+		want = append(want, many[i])
+	}
+	got, err := s.LoadMany(ctx(t), ids)
+	if err != nil {
+		t.Fatalf("LoadMany: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("LoadMany of %d ids (2 unknown) = %d records, want %d", len(ids), len(got), len(want))
+	}
+	for i := range want {
+		checkRecord(t, got[i], want[i])
+	}
+	// Each record owns its data: the store's copy and the others stay intact.
+	clear(got[1].Data)
+	checkRecord(t, got[3], running)
+	checkRecord(t, load(t, s, "ord-running"), running)
+
+	if got, err := s.LoadMany(ctx(t), []string{"ord-unknown"}); err != nil || len(got) != 0 {
+		t.Errorf("LoadMany of an unknown id = %d records, err %v; want none, nil", len(got), err)
+	}
+}
+
+func testLoadManyNewest(t *testing.T, s persistence.Store) {
+	save(t, s, newRecord(t, "ord-a", 1, order.Running, base), newRecord(t, "ord-b", 1, order.Running, base))
+	a2 := newRecord(t, "ord-a", 2, order.Completed, base)
+	save(t, s, a2)
+	got, err := s.LoadMany(ctx(t), []string{"ord-a", "ord-b"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("LoadMany = %d records, err %v; want 2", len(got), err)
+	}
+	checkRecord(t, got[0], a2)
+	checkRecord(t, got[1], newRecord(t, "ord-b", 1, order.Running, base))
 }
 
 func testBatch(t *testing.T, s persistence.Store) {
@@ -608,6 +662,9 @@ func testClosed(t *testing.T, s persistence.Store) {
 	}
 	if _, err := s.Load(ctx(t), "ord-a"); !errors.Is(err, persistence.ErrClosed) {
 		t.Errorf("Load after Close: got %v, want ErrClosed", err)
+	}
+	if _, err := s.LoadMany(ctx(t), []string{"ord-a"}); !errors.Is(err, persistence.ErrClosed) {
+		t.Errorf("LoadMany after Close: got %v, want ErrClosed", err)
 	}
 	if err := s.Ping(ctx(t)); !errors.Is(err, persistence.ErrClosed) {
 		t.Errorf("Ping after Close: got %v, want ErrClosed", err)
