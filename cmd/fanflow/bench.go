@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/fanflow/fanflow/bench"
@@ -14,9 +15,9 @@ import (
 
 func benchCmd() *cobra.Command {
 	var (
-		cfg                bench.Config
-		jsonFile, logLevel string
-		quiet              bool
+		cfg                            bench.Config
+		jsonFile, logLevel, cpuProfile string
+		quiet                          bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -39,6 +40,17 @@ and peak RSS. The defaults are the standard workload; see bench/README.md.`,
 			if !quiet {
 				cfg.Progress = os.Stderr
 				cfg.ProgressInline = isTerminal(os.Stderr)
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -90,6 +102,7 @@ and peak RSS. The defaults are the standard workload; see bench/README.md.`,
 	fs.BoolVar(&cfg.KeepTemp, "keep-temp", false, "keep the temporary directory (orchestrator and Redis logs, embedded store)")
 	fs.StringVar(&jsonFile, "json", "", "also write the JSON report to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (load generator and mocks) over the whole run to this file")
 	fs.StringVar(&logLevel, "log-level", "warn", "level of the bench's own log on stderr: debug, info, warn or error")
 	return cmd
 }
