@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 
 	"github.com/fanflow/fanflow/order"
 )
@@ -155,8 +156,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) bool {
 
 // callout is a validated callout request.
 type callout struct {
-	body    []byte // the whole received body, copied
-	fields  map[string]json.RawMessage
+	body    []byte          // the whole received body, copied
 	rawJob  json.RawMessage // "jobId" as received (a JSON string)
 	jobID   string
 	orderID string
@@ -291,10 +291,12 @@ func parseCallout(ctx *fasthttp.RequestCtx) (*callout, *httpError) {
 		return nil, &httpError{status: fasthttp.StatusMethodNotAllowed, Code: "method_not_allowed",
 			Message: fmt.Sprintf("method %s not allowed; use POST", ctx.Method())}
 	}
-	ct := string(ctx.Request.Header.ContentType())
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-		return nil, &httpError{status: fasthttp.StatusUnsupportedMediaType, Code: "unsupported_media_type",
-			Message: fmt.Sprintf("Content-Type must be application/json, got %q", ct)}
+	ct := ctx.Request.Header.ContentType()
+	if string(ct) != "application/json" { // the usual case needs no MIME parse
+		if mt, _, err := mime.ParseMediaType(string(ct)); err != nil || mt != "application/json" {
+			return nil, &httpError{status: fasthttp.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+				Message: fmt.Sprintf("Content-Type must be application/json, got %q", ct)}
+		}
 	}
 	raw := ctx.PostBody()
 	if !json.Valid(raw) {
@@ -304,39 +306,58 @@ func parseCallout(ctx *fasthttp.RequestCtx) (*callout, *httpError) {
 		return nil, badField("", "invalid_body", "body must be a JSON object")
 	}
 	c := &callout{body: bytes.Clone(raw)}
-	if err := json.Unmarshal(c.body, &c.fields); err != nil {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(c.body)
+	if err != nil { // valid JSON that fastjson refuses (nested too deeply)
 		return nil, badField("", "invalid_body", "body must be a JSON object: "+err.Error())
 	}
+	// The members the mock reads, as sent; a repeated one counts by its last.
+	var jobID, orderID, timeout, token json.RawMessage
+	v.GetObject().Visit(func(key []byte, v *fastjson.Value) {
+		switch string(key) {
+		case "jobId":
+			jobID = v.MarshalTo(nil)
+		case "orderId":
+			orderID = v.MarshalTo(nil)
+		case "timeout":
+			timeout = v.MarshalTo(nil)
+		case "callbackToken":
+			token = v.MarshalTo(nil)
+		}
+	})
 	var herr *httpError
-	if c.jobID, herr = stringField(c.fields, "jobId"); herr != nil {
+	if c.jobID, herr = stringField(jobID, "jobId"); herr != nil {
 		return nil, herr
 	}
-	c.rawJob = c.fields["jobId"]
-	if c.orderID, herr = stringField(c.fields, "orderId"); herr != nil {
+	c.rawJob = jobID
+	if c.orderID, herr = stringField(orderID, "orderId"); herr != nil {
 		return nil, herr
 	}
-	tr, ok := c.fields["timeout"]
-	if !ok {
+	if timeout == nil {
 		return nil, badField("timeout", "missing_field", "timeout is required")
 	}
-	t, err := strconv.ParseInt(string(tr), 10, 64)
+	t, err := strconv.ParseInt(string(timeout), 10, 64)
 	if err != nil || t < 0 || t > maxTimeout {
 		return nil, badField("timeout", "invalid_field",
-			fmt.Sprintf("timeout must be an integer number of seconds in [0, %d], got %s", maxTimeout, tr))
+			fmt.Sprintf("timeout must be an integer number of seconds in [0, %d], got %s", maxTimeout, timeout))
 	}
 	c.timeout = t
-	if tok, ok := c.fields["callbackToken"]; ok {
+	if token != nil {
 		// A token that is not a string is still echoed in the body, just
 		// not copied to the header.
-		_ = json.Unmarshal(tok, &c.token)
+		_ = json.Unmarshal(token, &c.token)
 	}
 	return c, nil
 }
 
 // stringField returns fields[name] if it is a non-empty JSON string.
-func stringField(fields map[string]json.RawMessage, name string) (string, *httpError) {
-	raw, ok := fields[name]
-	if !ok {
+// parsers are reused across callouts: a parser keeps its buffers.
+var parsers fastjson.ParserPool
+
+// stringField reads a required string member from its raw JSON (nil: absent).
+func stringField(raw json.RawMessage, name string) (string, *httpError) {
+	if raw == nil {
 		return "", badField(name, "missing_field", name+" is required")
 	}
 	var v string // null leaves v empty; other non-strings fail to decode
@@ -353,8 +374,12 @@ const injectedError = `{"code":"mock_job_failed","message":"mock job service: in
 // When the body has neither key they are appended, so the rest stays
 // byte for byte as received; otherwise they replace the received ones.
 func failedBody(c *callout) []byte {
-	_, hasStatus := c.fields["status"]
-	_, hasError := c.fields["error"]
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(c.body, &fields); err != nil {
+		panic(fmt.Sprintf("mocks: decoding a body that was valid on receipt: %v", err))
+	}
+	_, hasStatus := fields["status"]
+	_, hasError := fields["error"]
 	if !hasStatus && !hasError {
 		b := bytes.TrimRight(c.body, " \t\r\n")
 		b = bytes.TrimRight(b[:len(b)-1], " \t\r\n") // drop the closing '}'
@@ -367,8 +392,8 @@ func failedBody(c *callout) []byte {
 		out = append(out, injectedError...)
 		return append(out, '}')
 	}
-	m := make(map[string]json.RawMessage, len(c.fields)+2)
-	for k, v := range c.fields {
+	m := make(map[string]json.RawMessage, len(fields)+2)
+	for k, v := range fields {
 		m[k] = v
 	}
 	m["status"] = json.RawMessage(`"failed"`)

@@ -422,9 +422,6 @@ func TestCallback_failedRateCarriesStatusFailed(t *testing.T) {
 func TestFailedBody_replacesExistingStatus(t *testing.T) {
 	t.Parallel()
 	c := &callout{body: []byte(`{"jobId":"j","status":"completed"}`)}
-	if err := json.Unmarshal(c.body, &c.fields); err != nil {
-		t.Fatal(err)
-	}
 	var got map[string]json.RawMessage
 	if err := json.Unmarshal(failedBody(c), &got); err != nil {
 		t.Fatal(err)
