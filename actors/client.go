@@ -54,6 +54,9 @@ type runtime struct {
 	dir directory
 	// disp runs the mailboxes of every order and job actor.
 	disp *poolDispatcher
+	// stashed, when set (by tests), is called each time an order actor
+	// stashes a message while it waits for I/O.
+	stashed func()
 	// resident counts the order actors that have started and not yet stopped.
 	resident atomic.Int64
 	// alarms wakes orders that left memory while waiting, at their deadlines.

@@ -34,6 +34,13 @@ const snapshotGrowth = 128
 // a batch for it, unless a request comes first (then it loads on its own).
 type boot struct{ fresh, preload bool }
 
+// pendingStep is a step whose effects wait for a snapshot to be durable.
+type pendingStep struct {
+	after  []order.Effect // its effects after its Persist (all of them, if it had none)
+	sender replyTo
+	ev     order.Event
+}
+
 // stashed is a message that arrived while the actor waited for I/O.
 type stashed struct {
 	msg    any
@@ -45,7 +52,11 @@ type stashed struct {
 // the contract of package order. It never blocks on I/O: loads and snapshot
 // writes report back as messages, and while one is in flight the messages
 // that would step the machine are stashed, so memory never runs ahead of
-// the store by more than the one snapshot being written.
+// the store by more than the one snapshot being written. When that write is
+// durable, every stashed message is stepped and all those steps share the
+// next snapshot (group commit within the order: the three callbacks of an
+// order that arrive together cost two writes, not three); no effect of a
+// step leaves before the snapshot that holds it is durable.
 type orderActor struct {
 	rt   *runtime
 	id   string
@@ -67,11 +78,13 @@ type orderActor struct {
 	loading    bool // an own load is awaited
 	preloading bool // the record from Recover is awaited
 
-	// The step whose snapshot is in flight: what remains to do once it is durable.
+	// The steps taken since the last snapshot was handed to the saver:
+	// what remains to do for each once the next snapshot is durable. While
+	// busy is false the batch is open (steps are still being taken, within
+	// one Receive); flush hands its snapshot to the saver, and the batch is
+	// then in flight with inflight, its JSON.
+	batch    []pendingStep
 	inflight []byte
-	after    []order.Effect
-	sender   replyTo
-	event    order.Event
 
 	children map[string]*actor.PID
 	timer    *time.Timer
@@ -209,6 +222,9 @@ func (a *orderActor) receive(ctx actor.Context, msg any, sender replyTo) {
 	if _, create := msg.(createOrder); a.busy || (a.m == nil && a.boot.fresh && !create) {
 		// Busy, or a fresh order whose create has not come yet: wait.
 		a.stash = append(a.stash, stashed{msg: msg, sender: sender})
+		if a.rt.stashed != nil {
+			a.rt.stashed()
+		}
 		if a.preloading && !a.loading {
 			// Someone waits for this order: do not wait for its batch.
 			a.load(ctx)
@@ -233,6 +249,7 @@ func (a *orderActor) drain(ctx actor.Context) {
 		a.stash = a.stash[1:]
 		a.handle(ctx, s.msg, s.sender)
 	}
+	a.flush(ctx)
 	if a.busy || a.m == nil {
 		return
 	}
@@ -356,6 +373,11 @@ func (a *orderActor) handle(ctx actor.Context, msg any, sender replyTo) {
 // when not nil, is waiting for the Reply.
 func (a *orderActor) step(ctx actor.Context, ev order.Event, sender replyTo) {
 	effs, err := a.m.Step(ev)
+	if err != nil && a.batch != nil {
+		// Refused in a state that is not durable yet: answer with the rest.
+		a.batch = append(a.batch, pendingStep{after: []order.Effect{order.Reply{Err: err}}, sender: sender, ev: ev})
+		return
+	}
 	if err != nil {
 		a.reply(ctx, sender, ev, order.Reply{Err: err})
 		if a.durable == nil { // a create that was refused: nothing exists
@@ -365,15 +387,32 @@ func (a *orderActor) step(ctx actor.Context, ev order.Event, sender replyTo) {
 		return
 	}
 	a.run(ctx, effs, sender, ev)
+	switch ev.(type) {
+	case order.Created, order.Activated:
+		// Alone in their snapshot: nothing steps an order before its
+		// creation or its activation is stored.
+		a.flush(ctx)
+	}
 }
 
-// run carries out effects in order. At a Persist it hands the snapshot to
-// the saver and keeps the rest for when the write is durable.
+// run carries out effects in order. At a Persist it opens (or joins) the
+// batch of steps that the next snapshot will make durable and keeps the
+// rest for then; while a batch is open, every effect waits for it, so that
+// nothing leaves that depends on a state not yet stored.
 func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender replyTo, ev order.Event) {
+	if a.batch != nil {
+		if len(effs) > 0 {
+			if _, ok := effs[0].(order.Persist); ok {
+				effs = effs[1:]
+			}
+		}
+		a.batch = append(a.batch, pendingStep{after: effs, sender: sender, ev: ev})
+		return
+	}
 	for i, e := range effs {
 		switch e := e.(type) {
 		case order.Persist:
-			a.persist(ctx, e.Version, effs[i+1:], sender, ev)
+			a.batch = append(make([]pendingStep, 0, 4), pendingStep{after: effs[i+1:], sender: sender, ev: ev})
 			return
 		case order.Reply:
 			a.reply(ctx, sender, ev, e)
@@ -397,9 +436,15 @@ func (a *orderActor) run(ctx actor.Context, effs []order.Effect, sender replyTo,
 	}
 }
 
-func (a *orderActor) persist(ctx actor.Context, version uint64, rest []order.Effect, sender replyTo, ev order.Event) {
+// flush hands the snapshot of an open batch to the saver: one write for
+// every step taken since the last one (the steps of messages that waited
+// while that one was written). Nothing more steps until it is durable.
+func (a *orderActor) flush(ctx actor.Context) {
+	if a.busy || a.batch == nil {
+		return
+	}
 	a.busy = true
-	a.after, a.sender, a.event = rest, sender, ev
+	version := a.m.View().Version
 	// A step changes a snapshot by a few bytes: size the new one by the last.
 	var buf []byte
 	if a.durable != nil {
@@ -419,22 +464,26 @@ func (a *orderActor) persist(ctx actor.Context, version uint64, rest []order.Eff
 }
 
 func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
-	after, sender, ev := a.after, a.sender, a.event
-	a.busy, a.after, a.sender, a.event = false, nil, nil, nil
+	steps := a.batch
+	a.busy, a.batch = false, nil
 	if p.err == nil {
 		a.durable, a.inflight = a.inflight, nil
 		a.rt.durable.Store(a.id, a.durable)
-		if _, ok := ev.(order.Created); ok && a.m.View().IdempotencyKey != "" {
+		if _, ok := steps[0].ev.(order.Created); ok && a.m.View().IdempotencyKey != "" {
 			a.first = a.durable // a repeat of the create gets this answer
 		}
 		a.boot.fresh = false
 		a.rt.metrics.persisted()
-		a.run(ctx, after, sender, ev)
+		for _, st := range steps {
+			a.run(ctx, st.after, st.sender, st.ev)
+		}
 		return
 	}
 	a.inflight = nil
-	a.rt.log.Warn("snapshot not stored", "orderId", a.id, "version", p.version, "err", p.err)
-	a.reply(ctx, sender, ev, order.Reply{Err: fmt.Errorf("order %s: %w: %w", a.id, ErrUnavailable, p.err)})
+	a.rt.log.Warn("snapshot not stored", "orderId", a.id, "version", p.version, "steps", len(steps), "err", p.err)
+	for _, st := range steps {
+		a.reply(ctx, st.sender, st.ev, order.Reply{Err: fmt.Errorf("order %s: %w: %w", a.id, ErrUnavailable, p.err)})
+	}
 	if a.durable == nil { // the order was never stored: it does not exist
 		a.m = nil
 		a.refuseStash(ctx, fmt.Errorf("order %s: %w: its creation was not stored", a.id, ErrUnavailable))
@@ -447,17 +496,19 @@ func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
 		a.load(ctx)
 		return
 	}
-	a.rollback(ev)
+	a.rollback(steps[0].ev) // an activation is alone in its batch
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	if _, ok := ev.(order.Activated); ok {
+	if _, ok := steps[0].ev.(order.Activated); ok {
 		// Nothing may step the machine before its activation is stored:
 		// stay busy (stashing) until a retried activation is.
 		a.busy = true
 		time.AfterFunc(internalRetry, func() { root.Send(self, reactivate{}) })
 		return
 	}
-	if sender == nil && ev != nil { // an internal event: try it again later
-		time.AfterFunc(internalRetry, func() { root.Send(self, retryEvent{ev: ev}) })
+	for _, st := range steps {
+		if ev := st.ev; st.sender == nil && ev != nil { // an internal event: try it again later
+			time.AfterFunc(internalRetry, func() { root.Send(self, retryEvent{ev: ev}) })
+		}
 	}
 }
 
