@@ -53,28 +53,36 @@ func object(body []byte) (map[string]json.RawMessage, *apiError) {
 	return m, nil
 }
 
-// members reads a body that must be one JSON object and returns the
-// members named in allowed, each as its compact JSON in a buffer of its own
-// (a null one too). Any other member is an unknown_field error naming it.
-// A repeated member counts by its last occurrence.
-func members(body []byte, allowed ...string) (map[string]json.RawMessage, *apiError) {
+// visitObject checks that body is one JSON object, with encoding/json's
+// validator, and calls fn for each of its members in order, from one pooled
+// fastjson parse. fn must not keep key or v.
+func visitObject(body []byte, fn func(key []byte, v *fastjson.Value)) *apiError {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		_, ae := object(body) // names the problem: empty, not JSON, or not an object
 		if ae == nil {
 			ae = badRequest("invalid_body", "", "request body must be a JSON object")
 		}
-		return nil, ae
+		return ae
 	}
 	p := parsers.Get()
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(trimmed)
 	if err != nil { // valid JSON that fastjson refuses (nested too deeply)
-		return nil, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
+		return badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
 	}
+	v.GetObject().Visit(fn)
+	return nil
+}
+
+// members reads a body that must be one JSON object and returns the
+// members named in allowed, each as its compact JSON in a buffer of its own
+// (a null one too). Any other member is an unknown_field error naming it.
+// A repeated member counts by its last occurrence.
+func members(body []byte, allowed ...string) (map[string]json.RawMessage, *apiError) {
 	m := make(map[string]json.RawMessage, len(allowed))
 	var unknown string
-	v.GetObject().Visit(func(key []byte, v *fastjson.Value) {
+	ae := visitObject(body, func(key []byte, v *fastjson.Value) {
 		if !slices.Contains(allowed, string(key)) {
 			if unknown == "" {
 				unknown = string(key)
@@ -83,6 +91,9 @@ func members(body []byte, allowed ...string) (map[string]json.RawMessage, *apiEr
 		}
 		m[string(key)] = v.MarshalTo(nil)
 	})
+	if ae != nil {
+		return nil, ae
+	}
 	if unknown != "" {
 		return nil, badRequest("unknown_field", unknown, "unknown field %q; allowed: %s", unknown, strings.Join(allowed, ", "))
 	}
@@ -188,23 +199,9 @@ func parseCancel(body []byte) (string, *apiError) {
 // other members are allowed and ignored.
 func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError) {
 	var req actors.CallbackRequest
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
-		_, ae := object(body) // names the problem: empty, not JSON, or not an object
-		if ae == nil {
-			ae = badRequest("invalid_body", "", "request body must be a JSON object")
-		}
-		return req, ae
-	}
-	p := parsers.Get()
-	defer parsers.Put(p)
-	v, err := p.ParseBytes(trimmed)
-	if err != nil { // valid JSON that fastjson refuses (nested too deeply)
-		return req, badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
-	}
 	// Each member's JSON as it was sent, compact; nil when absent or null.
 	var cb struct{ orderID, jobID, token, status, result, errv json.RawMessage }
-	v.GetObject().Visit(func(key []byte, v *fastjson.Value) {
+	ae := visitObject(body, func(key []byte, v *fastjson.Value) {
 		switch string(key) {
 		case "orderId":
 			cb.orderID = rawMember(v)
@@ -220,7 +217,9 @@ func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError)
 			cb.errv = rawMember(v)
 		}
 	})
-	var ae *apiError
+	if ae != nil {
+		return req, ae
+	}
 	if req.OrderID, ae = requiredString(cb.orderID, "orderId"); ae != nil {
 		return req, ae
 	}

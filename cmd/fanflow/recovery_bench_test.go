@@ -296,21 +296,9 @@ func cpuProfile(addr, path string, seconds int, exited <-chan struct{}) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds)
 	deadline := time.Now().Add(recoveryTimeout)
 	for {
-		resp, err := hc.Get(url)
+		err := fetchTo(hc, url, path)
 		if err == nil {
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
-			}
-			f, err := os.Create(path)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, resp.Body); err != nil {
-				f.Close()
-				return fmt.Errorf("%s: %w", url, err)
-			}
-			return f.Close()
+			return nil
 		}
 		select {
 		case <-exited:
@@ -318,7 +306,7 @@ func cpuProfile(addr, path string, seconds int, exited <-chan struct{}) error {
 		case <-time.After(time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: %w", url, err)
+			return err
 		}
 	}
 }
