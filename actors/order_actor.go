@@ -1,11 +1,13 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -23,10 +25,10 @@ const internalRetry = time.Second
 // a stopped actor's mailbox).
 const passivateGrace = time.Second
 
-// snapshotGrowth is the room left, over the length of an order's last
-// snapshot, for its next one; a step that adds more (a callback's large
-// result) makes AppendJSON grow the buffer.
-const snapshotGrowth = 128
+// snapshotBufs hold snapshots while they are encoded: the stored copy is
+// then allocated at its exact length, as it stays in memory (for reads)
+// for as long as its order does.
+var snapshotBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // boot survives restarts of one order actor by its supervisor: a fresh actor
 // waits for its createOrder; once a snapshot is stored, a restarted one loads.
@@ -445,12 +447,11 @@ func (a *orderActor) flush(ctx actor.Context) {
 	}
 	a.busy = true
 	version := a.m.View().Version
-	// A step changes a snapshot by a few bytes: size the new one by the last.
-	var buf []byte
-	if a.durable != nil {
-		buf = make([]byte, 0, len(a.durable)+snapshotGrowth)
-	}
-	data, err := a.m.View().AppendJSON(buf)
+	buf := snapshotBufs.Get().(*[]byte)
+	enc, err := a.m.View().AppendJSON((*buf)[:0])
+	data := bytes.Clone(enc)
+	*buf = enc[:0]
+	snapshotBufs.Put(buf)
 	if err != nil {
 		// Only invalid raw JSON could do this, and the Client validates it;
 		// treat it as a failed write so that nothing runs ahead.
