@@ -100,6 +100,11 @@ func TestCallback_passesTheRequestToTheService(t *testing.T) {
 			want: actors.CallbackRequest{OrderID: "o-1", JobID: "j-\u00fc\n\ufffd", Result: json.RawMessage(`{"s":"\u00fc \"q\""}`)},
 		},
 		{
+			name: "a result nested deeper than fastjson goes is read as encoding/json reads it",
+			body: `{"orderId":"o-1","jobId":"j-1","result": ` + strings.Repeat("[", 400) + strings.Repeat("]", 400) + `}`,
+			want: actors.CallbackRequest{OrderID: "o-1", JobID: "j-1", Result: json.RawMessage(strings.Repeat("[", 400) + strings.Repeat("]", 400))},
+		},
+		{
 			name: "null status, result and error are absent",
 			body: `{"orderId":"o-1","jobId":"j-1","status":null,"result":null,"error":null}`,
 			want: actors.CallbackRequest{OrderID: "o-1", JobID: "j-1"},

@@ -76,6 +76,9 @@ func TestCreate_validBodiesReachTheServiceAsSubmitRequests(t *testing.T) {
 			wantParams: `{"a":{"b":[true,null,"x y"]}}`},
 		{name: "leading and trailing whitespace around the object is fine",
 			body: " \n {\"parameters\":{\"k\":1}} \n ", wantParams: `{"k":1}`},
+		{name: "parameters nested deeper than fastjson goes are read as encoding/json reads them",
+			body:       `{"parameters":{"deep": ` + strings.Repeat("[", 400) + strings.Repeat("]", 400) + `}}`,
+			wantParams: `{"deep":` + strings.Repeat("[", 400) + strings.Repeat("]", 400) + `}`},
 		{name: "a repeated member counts by its last occurrence; escapes in nested values are kept",
 			body: `{"parameters":{"k":1},"parameters":{"s":"\u00fc\n"}}`, wantParams: `{"s":"\u00fc\n"}`},
 	}

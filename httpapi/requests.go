@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/url"
 	"slices"
@@ -55,8 +56,10 @@ func object(body []byte) (map[string]json.RawMessage, *apiError) {
 
 // visitObject checks that body is one JSON object, with encoding/json's
 // validator, and calls fn for each of its members in order, from one pooled
-// fastjson parse. fn must not keep key or v.
-func visitObject(body []byte, fn func(key []byte, v *fastjson.Value)) *apiError {
+// fastjson parse. fn must not keep key or v. A body nested deeper than
+// fastjson goes (300 levels) is read by encoding/json instead, as it was
+// before, so that no request encoding/json accepts is refused.
+func visitObject(body []byte, fn func(key []byte, v member)) *apiError {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		_, ae := object(body) // names the problem: empty, not JSON, or not an object
@@ -68,11 +71,40 @@ func visitObject(body []byte, fn func(key []byte, v *fastjson.Value)) *apiError 
 	p := parsers.Get()
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(trimmed)
-	if err != nil { // valid JSON that fastjson refuses (nested too deeply)
-		return badRequest("invalid_json", "", "request body is not valid JSON: %v", err)
+	if err != nil {
+		m, ae := object(body) // a repeated member: its last occurrence, as fastjson's
+		if ae != nil {
+			return ae
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fn([]byte(k), member{raw: m[k]})
+		}
+		return nil
 	}
-	v.GetObject().Visit(fn)
+	v.GetObject().Visit(func(key []byte, v *fastjson.Value) { fn(key, member{fv: v}) })
 	return nil
+}
+
+// member is the value of one member of a request body: from the fastjson
+// parse, or from encoding/json for a body too deep for fastjson.
+type member struct {
+	fv  *fastjson.Value
+	raw json.RawMessage
+}
+
+// JSON returns the member's JSON as it was sent, without whitespace, in a
+// buffer of its own (fasthttp reuses the request's). It never asks a
+// fastjson value for its type: fastjson would then unescape a string and
+// write it back Go-quoted, which is not always JSON.
+func (m member) JSON() json.RawMessage {
+	if m.fv != nil {
+		return m.fv.MarshalTo(nil)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, m.raw); err != nil { // it was validated
+		return append(json.RawMessage(nil), m.raw...)
+	}
+	return b.Bytes()
 }
 
 // members reads a body that must be one JSON object and returns the
@@ -82,14 +114,14 @@ func visitObject(body []byte, fn func(key []byte, v *fastjson.Value)) *apiError 
 func members(body []byte, allowed ...string) (map[string]json.RawMessage, *apiError) {
 	m := make(map[string]json.RawMessage, len(allowed))
 	var unknown string
-	ae := visitObject(body, func(key []byte, v *fastjson.Value) {
+	ae := visitObject(body, func(key []byte, v member) {
 		if !slices.Contains(allowed, string(key)) {
 			if unknown == "" {
 				unknown = string(key)
 			}
 			return
 		}
-		m[string(key)] = v.MarshalTo(nil)
+		m[string(key)] = v.JSON()
 	})
 	if ae != nil {
 		return nil, ae
@@ -201,7 +233,7 @@ func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError)
 	var req actors.CallbackRequest
 	// Each member's JSON as it was sent, compact; nil when absent or null.
 	var cb struct{ orderID, jobID, token, status, result, errv json.RawMessage }
-	ae := visitObject(body, func(key []byte, v *fastjson.Value) {
+	ae := visitObject(body, func(key []byte, v member) {
 		switch string(key) {
 		case "orderId":
 			cb.orderID = rawMember(v)
@@ -254,12 +286,9 @@ func parseCallback(body, tokenHeader []byte) (actors.CallbackRequest, *apiError)
 // parsers are reused across requests: a parser keeps its buffers.
 var parsers fastjson.ParserPool
 
-// rawMember returns a member's JSON as it was sent, without whitespace, in
-// a buffer of its own (fasthttp reuses the request's), or nil for null.
-// It never asks v for its type: fastjson would then unescape a string and
-// write it back Go-quoted, which is not always JSON.
-func rawMember(v *fastjson.Value) json.RawMessage {
-	raw := v.MarshalTo(nil)
+// rawMember returns a member's JSON as it was sent, or nil for null.
+func rawMember(v member) json.RawMessage {
+	raw := v.JSON()
 	if string(raw) == "null" {
 		return nil
 	}
