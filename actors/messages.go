@@ -100,7 +100,10 @@ type reactivate struct{}
 
 // idleCheck is sent by an order actor's idle timer; activity is the count
 // of messages the actor had handled when the timer was set.
-type idleCheck struct{ activity uint64 }
+type idleCheck struct {
+	activity uint64
+	after    time.Duration // how long the timer ran, to run it again
+}
 
 // callOut asks a job actor to call its service, at at (zero: now).
 type callOut struct {

@@ -140,8 +140,17 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		// Passivation, in two steps so that no request is dropped: leave the
 		// directory (new requests activate a new incarnation), then stop
 		// after a grace period in which requests already on their way here
-		// are still served (or, by a waiting order, handed on).
+		// are handed on to that successor. From leaving on, this incarnation
+		// steps nothing: two incarnations never change one order.
 		if msg.activity != a.activity || a.busy || a.away {
+			return
+		}
+		if pid, ok := a.rt.dir.lookup(a.id); !ok || pid.Id != ctx.Self().Id {
+			// Not (yet) the order's actor: spawned, but its spawner has not
+			// entered it in the directory yet (leaving now would leave
+			// nothing, and it would be entered after, while away), or about
+			// to be discarded. Look again later.
+			a.armIdle(ctx, msg.after)
 			return
 		}
 		switch {
@@ -154,28 +163,15 @@ func (a *orderActor) Receive(ctx actor.Context) {
 				a.timer.Stop()
 				a.timer = nil
 			}
-			a.away = true
 		default:
 			return
 		}
+		a.away = true
 		a.rt.dir.leave(a.id, ctx.Self())
 		self, root := ctx.Self(), ctx.ActorSystem().Root
 		time.AfterFunc(passivateGrace, func() { root.Send(self, passivate{}) })
 	case passivate:
-		if a.away {
-			ctx.Stop(ctx.Self()) // already out of the directory; nothing is left here
-			return
-		}
-		if !a.busy && (a.m == nil || a.m.Settled()) {
-			a.refuseStash(ctx, fmt.Errorf("order %s: %w", a.id, ErrNotFound))
-			ctx.Stop(ctx.Self()) // already out of the directory
-			return
-		}
-		// A request that came meanwhile gave it work: stay, unless another
-		// incarnation has taken over (then its store version wins).
-		if _, ok := a.rt.dir.enter(a.id, ctx.Self()); !ok {
-			a.stop(ctx)
-		}
+		ctx.Stop(ctx.Self()) // already out of the directory; nothing is left here
 	case reactivate:
 		a.busy = false
 		a.step(ctx, order.Activated{At: a.rt.cfg.Now()}, nil)
@@ -299,7 +295,7 @@ func (a *orderActor) armIdle(ctx actor.Context, d time.Duration) {
 		a.idle.Stop()
 	}
 	self, root, seen := ctx.Self(), ctx.ActorSystem().Root, a.activity
-	a.idle = time.AfterFunc(d, func() { root.Send(self, idleCheck{activity: seen}) })
+	a.idle = time.AfterFunc(d, func() { root.Send(self, idleCheck{activity: seen, after: d}) })
 }
 
 func (a *orderActor) handle(ctx actor.Context, msg any, sender replyTo) {
@@ -394,6 +390,17 @@ func (a *orderActor) step(ctx actor.Context, ev order.Event, sender replyTo) {
 		// Alone in their snapshot: nothing steps an order before its
 		// creation or its activation is stored.
 		a.flush(ctx)
+		return
+	}
+	for _, e := range effs {
+		switch e.(type) {
+		case order.Notify, order.Deliver, order.Compensate:
+			// The last step of its snapshot: its effects read the state it
+			// leaves (the webhook's body, the drive its job actors belong
+			// to), which a later step of the same batch could change.
+			a.flush(ctx)
+			return
+		}
 	}
 }
 
@@ -465,6 +472,11 @@ func (a *orderActor) flush(ctx actor.Context) {
 }
 
 func (a *orderActor) onPersisted(ctx actor.Context, p persisted) {
+	if !a.busy || len(a.batch) == 0 {
+		// Not this incarnation's write (a supervisor restarted the actor
+		// while it was in flight): nothing here waits for it.
+		return
+	}
 	steps := a.batch
 	a.busy, a.batch = false, nil
 	if p.err == nil {
