@@ -57,21 +57,36 @@ func (s *holdingSaver) next(t *testing.T) heldWrite {
 	}
 }
 
-func TestOrderActor_stepsThatWaitedForOneWriteShareTheNext(t *testing.T) {
-	store := memory.New()
-	committer := persistence.NewCommitter(store, persistence.CommitOptions{MaxDelay: -1})
-	t.Cleanup(func() { _ = committer.Close(context.Background()) })
-	saver := &holdingSaver{inner: committer, held: make(chan heldWrite, 16)}
-	c, err := New(Config{Loader: store, Saver: saver, Caller: acceptingCaller{}}, nil)
+// heldClient is a Client of the internal tests: over a memory store, its
+// writes through a group committer that a holdingSaver can hold.
+type heldClient struct {
+	*Client
+	store     *memory.Store
+	committer *persistence.Committer
+	saver     *holdingSaver
+}
+
+// newHeldClient starts a heldClient for cfg, whose Loader and Saver it sets.
+func newHeldClient(t *testing.T, cfg Config) heldClient {
+	t.Helper()
+	h := heldClient{store: memory.New()}
+	h.committer = persistence.NewCommitter(h.store, persistence.CommitOptions{MaxDelay: -1})
+	t.Cleanup(func() { _ = h.committer.Close(context.Background()) })
+	h.saver = &holdingSaver{inner: h.committer, held: make(chan heldWrite, 16)}
+	cfg.Loader, cfg.Saver = h.store, h.saver
+	c, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	stashed := make(chan struct{}, 16)
-	c.rt.stashed = func() { stashed <- struct{}{} }
+	h.Client = c
+	return h
+}
 
-	ctx := context.Background()
-	data, err := c.Submit(ctx, SubmitRequest{Parameters: json.RawMessage(`{}`)})
+// submit creates an order and returns it as its create was answered.
+func (h heldClient) submit(t *testing.T) order.Order {
+	t.Helper()
+	data, err := h.Submit(context.Background(), SubmitRequest{Parameters: json.RawMessage(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +94,17 @@ func TestOrderActor_stepsThatWaitedForOneWriteShareTheNext(t *testing.T) {
 	if err := json.Unmarshal(data, &o); err != nil {
 		t.Fatal(err)
 	}
+	return o
+}
+
+func TestOrderActor_stepsThatWaitedForOneWriteShareTheNext(t *testing.T) {
+	h := newHeldClient(t, Config{Caller: acceptingCaller{}})
+	c, store, saver := h.Client, h.store, h.saver
+	stashed := make(chan struct{}, 16)
+	c.rt.stashed = func() { stashed <- struct{}{} }
+
+	ctx := context.Background()
+	o := h.submit(t)
 	// Wait until every callout is accepted and stored: the order only waits.
 	deadline := time.Now().Add(batchTestTimeout)
 	for {

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/fanflow/fanflow/order"
-	"github.com/fanflow/fanflow/persistence"
-	"github.com/fanflow/fanflow/persistence/memory"
 )
 
 // waitFor polls cond until it holds, or fails the test after the timeout.
@@ -29,25 +27,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // one, stopped at the end of its grace period, would leave the request
 // unanswered and the retried order running with nobody to drive it.
 func TestPassivation_requestReachingAFinishedOrderThatLeftIsHandedOn(t *testing.T) {
-	store := memory.New()
-	committer := persistence.NewCommitter(store, persistence.CommitOptions{MaxDelay: -1})
-	t.Cleanup(func() { _ = committer.Close(context.Background()) })
-	saver := &holdingSaver{inner: committer, held: make(chan heldWrite, 16)}
-	c, err := New(Config{Loader: store, Saver: saver, Caller: refusingCaller{}, FinishedIdle: 20 * time.Millisecond,
-		RequestTimeout: 5 * time.Second, Policy: order.Policy{MaxAttempts: 1}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	h := newHeldClient(t, Config{Caller: refusingCaller{}, FinishedIdle: 20 * time.Millisecond,
+		RequestTimeout: 5 * time.Second, Policy: order.Policy{MaxAttempts: 1}})
+	c, store, committer, saver := h.Client, h.store, h.committer, h.saver
 	ctx := context.Background()
-	data, err := c.Submit(ctx, SubmitRequest{Parameters: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var o order.Order
-	if err := json.Unmarshal(data, &o); err != nil {
-		t.Fatal(err)
-	}
+	o := h.submit(t)
 	old, ok := c.rt.dir.lookup(o.OrderID)
 	if !ok {
 		t.Fatal("a created order is not in the directory")
